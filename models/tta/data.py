@@ -1,0 +1,106 @@
+"""Datasets over prepared metadata (`<processed_dir>/<Dataset>/{split}.json` + `mel/<Uid>.npy`).
+
+Shared by every task. Sample order and random crops are functions of (seed, epoch, index) only, so a
+resumed run sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from preprocessors.prepare import FINGERPRINT_FILE, SPLIT_FILES
+from utils.errors import UserError
+from utils.io import read_json
+from utils.mel import MelConfig, fit_frames
+
+PREPARE_HINT = "run `sh egs/tta/prepare/run_prepare.sh --dataset <name>` first"
+
+
+class MelDataset(Dataset):
+    """Rows of one split of one or more prepared datasets; items are {mel [n_mels, T], caption, uid, row}.
+
+    Indices >= len(self) encode the epoch (index = epoch * len + i): the crop offset is drawn from
+    (seed, epoch, i), which keeps crops reproducible across workers and resumes.
+    """
+
+    def __init__(
+        self, processed_dir: str | Path, datasets: list[str], split: str, mel_cfg: MelConfig,
+        crop_frames: int | None = None, seed: int = 0,
+    ) -> None:
+        self.mel_cfg = mel_cfg
+        self.crop_frames = crop_frames
+        self.seed = seed
+        self.rows: list[dict] = []
+        self.mel_paths: list[Path] = []
+        for name in datasets:
+            root = Path(processed_dir) / name
+            meta = root / SPLIT_FILES.get(split, f"{split}.json")
+            if not meta.exists():
+                raise UserError(f"metadata {meta} not found; {PREPARE_HINT.replace('<name>', name)}")
+            stamp = root / "mel" / FINGERPRINT_FILE
+            if stamp.exists() and read_json(stamp)["fingerprint"] != mel_cfg.fingerprint():
+                raise UserError(
+                    f"{root / 'mel'} was prepared with audio settings {read_json(stamp)['audio']}, "
+                    f"but this config has {mel_cfg.__dict__}; use the same `audio` block or re-prepare with --overwrite"
+                )
+            for row in read_json(meta):
+                self.rows.append(row)
+                self.mel_paths.append(root / "mel" / f"{row['Uid']}.npy")
+        if not self.rows:
+            raise UserError(f"split '{split}' of {datasets} in {processed_dir} is empty; {PREPARE_HINT}")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def load_mel(self, i: int) -> np.ndarray:
+        path = self.mel_paths[i]
+        if not path.exists():
+            raise UserError(f"mel file {path} is missing; {PREPARE_HINT.replace('<name>', self.rows[i]['Dataset'])}")
+        return fit_frames(np.load(path), self.mel_cfg)
+
+    def __getitem__(self, index: int) -> dict:
+        epoch, i = divmod(index, len(self.rows))
+        mel = self.load_mel(i)
+        if self.crop_frames is not None and self.crop_frames < mel.shape[-1]:
+            rng = np.random.default_rng((self.seed, epoch, i))
+            start = int(rng.integers(0, mel.shape[-1] - self.crop_frames + 1))
+            mel = mel[:, start : start + self.crop_frames]
+        row = self.rows[i]
+        return {"mel": torch.from_numpy(np.ascontiguousarray(mel)), "caption": row["Caption"], "uid": row["Uid"], "row": row}
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack mels to [B, n_mels, T]; keep captions/uids/rows as lists."""
+    return {
+        "mel": torch.stack([it["mel"] for it in items]),
+        "caption": [it["caption"] for it in items],
+        "uid": [it["uid"] for it in items],
+        "row": [it["row"] for it in items],
+    }
+
+
+class EpochSampler(Sampler[int]):
+    """A seeded permutation per epoch, yielding epoch-encoded indices (see MelDataset)."""
+
+    def __init__(self, size: int, seed: int, shuffle: bool = True) -> None:
+        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.size, generator=g).tolist()
+        else:
+            order = list(range(self.size))
+        offset = self.epoch * self.size
+        return iter([offset + i for i in order])

@@ -1,0 +1,236 @@
+"""SynthCaps: a procedurally generated captioned corpus whose captions are measurably true of the audio.
+
+Every clip is a combination of three attributes (sound type, pitch, temporal pattern). Captions are
+AudioCaps-style English built from templates; the test split uses sentence frames and synonyms that
+never occur in train/valid, so text generalisation can be measured. Generation is seeded per clip, so
+any clip can be regenerated alone and the corpus is identical across runs and worker counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+SOUND_TYPES = ("tone", "buzz", "noise", "bell", "drum")
+PITCHES = ("low", "medium", "high")
+PATTERNS = ("continuous", "pulses", "rising", "falling")
+PATTERNS_BY_TYPE = {
+    "tone": PATTERNS,
+    "buzz": PATTERNS,
+    "noise": ("continuous", "rising", "falling"),
+    "bell": ("pulses",),
+    "drum": ("pulses",),
+}
+# Centre frequency ranges (Hz, sampled log-uniformly). Tonal sounds: the fundamental. Noise and drums:
+# the centre of the pass band, which spans [c / 1.5, c * 1.5].
+TONAL_CENTRES = {"low": (140.0, 260.0), "medium": (500.0, 800.0), "high": (1800.0, 3000.0)}
+NOISE_CENTRES = {"low": (150.0, 250.0), "medium": (900.0, 1400.0), "high": (3500.0, 5000.0)}
+SWEEP = 1.26  # rising/falling glide from c / SWEEP to c * SWEEP: pitch class stays unambiguous
+BELL_RATIOS = (1.0, 2.76, 5.40, 8.93)  # inharmonic partials of a struck bar/bell
+BELL_GAINS = (1.0, 0.5, 0.3, 0.2)
+
+
+@dataclass(frozen=True)
+class Attributes:
+    sound_type: str
+    pitch: str
+    pattern: str
+
+    def as_dict(self) -> dict:
+        return {"sound_type": self.sound_type, "pitch": self.pitch, "pattern": self.pattern}
+
+
+def all_combinations() -> list[Attributes]:
+    return [Attributes(t, p, q) for t in SOUND_TYPES for p in PITCHES for q in PATTERNS_BY_TYPE[t]]
+
+
+# ---------------------------------------------------------------------------------------------- audio
+
+
+def _ramp_gate(on: np.ndarray, sr: int, ramp_s: float = 0.005) -> np.ndarray:
+    """Smooth a 0/1 gate with short linear ramps so pulses do not click."""
+    n = max(1, int(ramp_s * sr))
+    kernel = np.ones(n) / n
+    return np.convolve(on.astype(np.float64), kernel, mode="same")
+
+
+def _glide(centre: float, pattern: str, n: int) -> np.ndarray:
+    """Per-sample frequency multiplier path: flat, or exponential glide up/down."""
+    if pattern == "rising":
+        return centre * SWEEP ** np.linspace(-1.0, 1.0, n)
+    if pattern == "falling":
+        return centre * SWEEP ** np.linspace(1.0, -1.0, n)
+    return np.full(n, centre)
+
+
+def _pulse_gate(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    on_s, off_s = rng.uniform(0.08, 0.16), rng.uniform(0.08, 0.16)
+    t = np.arange(n) / sr
+    start = rng.uniform(0.0, 0.05)
+    gate = (((t - start) % (on_s + off_s)) < on_s) & (t >= start)
+    return _ramp_gate(gate, sr)
+
+
+def _strike_envelope(n: int, sr: int, period: float, tau: float, rng: np.random.Generator) -> np.ndarray:
+    """Sum of exponentially decaying strikes every `period` seconds."""
+    t = np.arange(n) / sr
+    env = np.zeros(n)
+    for onset in np.arange(rng.uniform(0.0, 0.05), n / sr, period):
+        after = t >= onset
+        dt = t[after] - onset
+        strike = np.minimum(1.0, dt / 0.004) * np.exp(-dt / tau)  # 4 ms attack: a thump, not a click
+        env[after] = np.maximum(env[after], strike)
+    return env
+
+
+def _band_noise(n: int, sr: int, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """White noise filtered, frame by frame in the STFT domain, to the band [c / 1.5, c * 1.5]."""
+    n_fft, hop = 512, 128
+    noise = rng.standard_normal(n + n_fft)
+    frames = 1 + (len(noise) - n_fft) // hop
+    window = np.hanning(n_fft)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    out = np.zeros(len(noise))
+    norm = np.zeros(len(noise))
+    for i in range(frames):
+        seg = noise[i * hop : i * hop + n_fft] * window
+        c = centres[min(i * hop, n - 1)]
+        mask = (freqs >= c / 1.5) & (freqs <= c * 1.5)
+        out[i * hop : i * hop + n_fft] += np.fft.irfft(np.fft.rfft(seg) * mask, n_fft) * window
+        norm[i * hop : i * hop + n_fft] += window**2
+    return (out / np.maximum(norm, 1e-3))[:n]
+
+
+def _phase(freq: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    return 2 * np.pi * np.cumsum(freq) / sr + rng.uniform(0, 2 * np.pi)
+
+
+def synthesize(attrs: Attributes, seconds: float, sample_rate: int, seed: int) -> np.ndarray:
+    """One clip as float32 [samples], peak between 0.3 and 0.9."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * sample_rate))
+    nyquist_guard = 0.47 * sample_rate
+    lo, hi = (TONAL_CENTRES if attrs.sound_type in ("tone", "buzz", "bell") else NOISE_CENTRES)[attrs.pitch]
+    centre = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    freq = _glide(centre, attrs.pattern, n)
+
+    if attrs.sound_type == "tone":
+        wav = np.sin(_phase(freq, sample_rate, rng))
+    elif attrs.sound_type == "buzz":
+        # band-limited square wave: odd harmonics with 1/k amplitudes
+        phase = _phase(freq, sample_rate, rng)
+        wav = np.zeros(n)
+        for k in range(1, 64, 2):
+            if k * freq.max() >= nyquist_guard:
+                break
+            wav += np.sin(k * phase) / k
+    elif attrs.sound_type == "bell":
+        wav = np.zeros(n)
+        for ratio, gain in zip(BELL_RATIOS, BELL_GAINS):
+            if ratio * centre < nyquist_guard:
+                wav += gain * np.sin(_phase(freq * ratio, sample_rate, rng))
+        wav *= _strike_envelope(n, sample_rate, rng.uniform(0.5, 0.8), rng.uniform(0.15, 0.3), rng)
+    elif attrs.sound_type == "noise":
+        wav = _band_noise(n, sample_rate, freq, rng)
+    elif attrs.sound_type == "drum":
+        wav = _band_noise(n, sample_rate, freq, rng)
+        wav *= _strike_envelope(n, sample_rate, rng.uniform(0.22, 0.4), rng.uniform(0.03, 0.06), rng)
+    else:
+        raise ValueError(f"unknown sound type {attrs.sound_type!r}")
+
+    if attrs.pattern == "pulses" and attrs.sound_type in ("tone", "buzz"):
+        wav *= _pulse_gate(n, sample_rate, rng)
+    wav = wav / (np.abs(wav).max() + 1e-9) * rng.uniform(0.3, 0.9)
+    return wav.astype(np.float32)
+
+
+# -------------------------------------------------------------------------------------------- captions
+
+_NOUNS = {
+    "tone": (["tone", "beep", "pure tone"], ["sine wave tone"]),
+    "buzz": (["buzzing", "buzz", "buzzer"], ["electric buzzing"]),
+    "noise": (["hiss", "noise", "static"], ["rushing noise"]),
+    "bell": (["bell", "chime"], ["ringing bell"]),
+    "drum": (["drum", "knocking", "tapping"], ["drum beat"]),
+}
+_PITCH_WORDS = {
+    "low": (["low", "low pitched", "deep"], ["bass"]),
+    "medium": (["medium pitched", "mid range", "moderately pitched"], ["middle pitched"]),
+    "high": (["high", "high pitched", "shrill"], ["piercing high"]),
+}
+_PATTERN_PHRASES = {
+    "continuous": (["plays steadily", "sounds continuously", "is sustained"], ["goes on without a break"]),
+    "pulses": (["repeats several times", "sounds in short bursts", "pulses repeatedly"], ["comes and goes rhythmically"]),
+    "rising": (["rises in pitch", "sweeps upward", "gets higher"], ["climbs upward in pitch"]),
+    "falling": (["falls in pitch", "sweeps downward", "drops in pitch"], ["slides down in pitch"]),
+}
+_PULSE_PHRASES = {
+    "bell": (["rings several times", "chimes repeatedly"], ["is struck again and again"]),
+    "drum": (["hits repeatedly", "knocks several times"], ["is struck again and again"]),
+}
+_FRAMES = (
+    ["A {adj} {noun} {vp}", "{Adj} {noun} {vp}", "There is a {adj} {noun} that {vp}"],
+    ["We hear a {adj} {noun} which {vp}", "In the recording a {adj} {noun} {vp}"],
+)
+
+
+def caption(attrs: Attributes, rng: np.random.Generator, heldout: bool = False) -> str:
+    """A natural-language caption; `heldout` draws from phrasings reserved for the test split."""
+    k = 1 if heldout else 0
+
+    def pick(options: tuple[list[str], list[str]]) -> str:
+        return str(rng.choice(options[k]))
+
+    phrases = _PULSE_PHRASES.get(attrs.sound_type, _PATTERN_PHRASES["pulses"]) if attrs.pattern == "pulses" else _PATTERN_PHRASES[attrs.pattern]
+    adj = pick(_PITCH_WORDS[attrs.pitch])
+    text = pick(_FRAMES).format(adj=adj, Adj=adj.capitalize(), noun=pick(_NOUNS[attrs.sound_type]), vp=pick(phrases))
+    return text
+
+
+# ---------------------------------------------------------------------------------------------- corpus
+
+
+@dataclass(frozen=True)
+class SynthClip:
+    uid: str
+    split: str
+    attrs: Attributes
+    caption: str
+    seed: int
+
+
+def plan_corpus(num_clips: int, seed: int, valid_ratio: float, test_ratio: float) -> list[SynthClip]:
+    """Decide every clip (attributes, caption, split, seed) up front; synthesis is then per clip."""
+    rng = np.random.default_rng(seed)
+    combos = all_combinations()
+    n_valid = max(1, int(round(num_clips * valid_ratio)))
+    n_test = max(1, int(round(num_clips * test_ratio)))
+    if n_valid + n_test >= num_clips:
+        raise ValueError(f"synthcaps.num_clips={num_clips} is too small for the valid/test ratios")
+    clips = []
+    for i in range(num_clips):
+        attrs = combos[i % len(combos)] if i < len(combos) else combos[int(rng.integers(len(combos)))]
+        clips.append((attrs, int(rng.integers(2**31))))
+    order = rng.permutation(num_clips)
+    splits = {}
+    for rank, idx in enumerate(order):
+        splits[int(idx)] = "test" if rank < n_test else "valid" if rank < n_test + n_valid else "train"
+    out = []
+    for i, (attrs, clip_seed) in enumerate(clips):
+        split = splits[i]
+        text = caption(attrs, np.random.default_rng(clip_seed + 1), heldout=split == "test")
+        out.append(SynthClip(f"synthcaps_{i:06d}", split, attrs, text, clip_seed))
+    return out
+
+
+def build_clips(num_clips: int, seconds: float, sample_rate: int, valid_ratio: float, test_ratio: float, seed: int):
+    """SynthCaps as prepare.Clip objects (audio made in the worker; rows carry the attributes)."""
+    from preprocessors.prepare import Clip  # local: prepare imports torch, synthesis alone does not
+
+    clips = []
+    for c in plan_corpus(num_clips, seed, valid_ratio, test_ratio):
+        row = {"Dataset": "SynthCaps", "Uid": c.uid, "Caption": c.caption, "Attributes": c.attrs.as_dict()}
+        clips.append(Clip(uid=c.uid, split=c.split, rows=[row], make=partial(synthesize, c.attrs, seconds, sample_rate, c.seed)))
+    return clips

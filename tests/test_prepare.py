@@ -1,0 +1,143 @@
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bins.tta.preprocess import main
+from conftest import AUDIOCAPS_TABLES, REPO, TINY_AUDIO
+from models.tta.data import MelDataset
+from preprocessors.audiocaps import candidate_names
+from utils.errors import UserError
+from utils.mel import MelConfig
+
+SETS = [f"--set={s}" for s in TINY_AUDIO + ["preprocess.num_workers=1"]]
+TINY = MelConfig(segment_seconds=1.28, target_frames=128)
+
+
+def tone(seconds=1.0, sr=22050, freq=440.0, channels=1):
+    t = np.arange(int(seconds * sr)) / sr
+    wav = 0.4 * np.sin(2 * np.pi * freq * t)
+    return np.stack([wav] * channels, axis=1) if channels > 1 else wav
+
+
+@pytest.fixture()
+def audiocaps_raw(tmp_path):
+    """Stand-in clips named after the first real rows of val.csv: three naming schemes, one missing, one corrupt."""
+    with (AUDIOCAPS_TABLES / "val.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    clips = []
+    for row in rows:
+        if row["youtube_id"] not in [c["youtube_id"] for c in clips]:
+            clips.append(row)
+        if len(clips) == 5:
+            break
+    raw = tmp_path / "raw"
+    (raw / "audio").mkdir(parents=True)
+    keys = {(c["youtube_id"], c["start_time"]) for c in clips}
+    kept = [r for r in rows if (r["youtube_id"], r["start_time"]) in keys]
+    with (raw / "val.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["audiocap_id", "youtube_id", "start_time", "caption"])
+        w.writeheader()
+        w.writerows(kept)
+    names = [candidate_names(c) for c in clips]
+    sf.write(raw / "audio" / f"{names[0][0]}.wav", tone(channels=2), 22050)  # {ytid}_{start}_{end}.wav, stereo 22 kHz
+    sf.write(raw / "audio" / f"{names[1][1]}.wav", tone(freq=300), 16000)  # Y{ytid}.wav
+    sf.write(raw / "audio" / f"{names[2][2]}.flac", tone(freq=900), 44100)  # {audiocap_id}.flac
+    (raw / "audio" / f"{names[3][0]}.wav").write_bytes(b"RIFF not really a wave file")  # corrupt
+    # names[4]: missing on disk
+    return raw, clips, kept
+
+
+def test_audiocaps_preparation(audiocaps_raw, tmp_path, capsys):
+    raw, clips, kept = audiocaps_raw
+    out = tmp_path / "processed"
+    assert main(["--dataset", "AudioCaps", "--raw_dir", str(raw), "--processed_dir", str(out), *SETS]) == 0
+    printed = capsys.readouterr().out
+    assert "3 prepared" in printed and "1 skipped" in printed and "1 missing on disk" in printed
+    root = out / "AudioCaps"
+    valid = json.loads((root / "valid.json").read_text())
+    uids = {candidate_names(c)[0] for c in clips[:3]}
+    assert {r["Uid"] for r in valid} == uids
+    n_captions = sum(1 for r in kept if candidate_names(r)[0] in uids)
+    assert len(valid) == n_captions >= 3 * 5  # one row per caption, all captions kept
+    assert set(valid[0]) == {"Dataset", "Uid", "Caption"} and valid[0]["Dataset"] == "AudioCaps"
+    assert json.loads((root / "train.json").read_text()) == []
+    for uid in uids:
+        mel = np.load(root / "mel" / f"{uid}.npy")
+        assert mel.shape == (64, 128) and mel.dtype == np.float32
+        info = sf.info(root / "wav" / f"{uid}.wav")
+        assert info.samplerate == 16000 and info.channels == 1 and info.frames == TINY.segment_samples
+    assert not list(root.rglob(".*tmp")) and not list(root.rglob(".*.npy"))
+
+    # re-run: nothing re-prepared, files untouched
+    before = {p: p.stat().st_mtime_ns for p in (root / "mel").glob("*.npy")}
+    assert main(["--dataset", "AudioCaps", "--raw_dir", str(raw), "--processed_dir", str(out), *SETS]) == 0
+    assert "0 prepared, 3 already prepared" in capsys.readouterr().out
+    assert before == {p: p.stat().st_mtime_ns for p in (root / "mel").glob("*.npy")}
+
+    # other audio settings against the same cache: a clear error, nothing overwritten
+    with pytest.raises(UserError, match="prepared with other audio settings"):
+        main(["--dataset", "AudioCaps", "--raw_dir", str(raw), "--processed_dir", str(out), *SETS, "--set=audio.n_mels=80"])
+    assert before == {p: p.stat().st_mtime_ns for p in (root / "mel").glob("*.npy")}
+
+    ds = MelDataset(out, ["AudioCaps"], "valid", TINY)
+    assert len(ds) == n_captions and ds[0]["mel"].shape == (64, 128)
+
+
+def test_own_folder_preparation(tmp_path):
+    raw = tmp_path / "my_sounds"
+    raw.mkdir()
+    rows = []
+    for i in range(12):
+        name = f"clip {i}.{'flac' if i % 2 else 'wav'}"
+        sf.write(raw / name, tone(freq=200 + 50 * i, sr=16000), 16000)
+        rows.append({"file": name, "caption": f"A tone, number {i}, says “hi”"})
+    rows.append({"file": "absent.wav", "caption": "missing"})
+    with (raw / "metadata.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["file", "caption"])
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "out"
+    assert main(["--dataset", "folder", "--raw_dir", str(raw), "--processed_dir", str(out), *SETS]) == 0
+    splits = {s: json.loads((out / "my_sounds" / f"{s}.json").read_text()) for s in ("train", "valid", "test")}
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [10, 1, 1]
+    assert splits["train"][0]["Dataset"] == "my_sounds" and "“hi”" in splits["train"][0]["Caption"]
+    # the same seed gives the same split
+    out2 = tmp_path / "out2"
+    assert main(["--dataset", "folder", "--raw_dir", str(raw), "--processed_dir", str(out2), *SETS]) == 0
+    assert json.loads((out2 / "my_sounds" / "test.json").read_text()) == splits["test"]
+
+
+def test_synthcaps_layout(tiny_synthcaps):
+    root = tiny_synthcaps / "SynthCaps"
+    rows = {s: json.loads((root / f"{s}.json").read_text()) for s in ("train", "valid", "test")}
+    assert sum(map(len, rows.values())) == 48 and all(rows.values())
+    row = rows["train"][0]
+    assert set(row["Attributes"]) == {"sound_type", "pitch", "pattern"}
+    assert np.load(root / "mel" / f"{row['Uid']}.npy").shape == (64, 128)
+
+
+def test_dataset_errors(tiny_synthcaps, tmp_path):
+    with pytest.raises(UserError, match="run_prepare.sh --dataset Nope"):
+        MelDataset(tiny_synthcaps, ["Nope"], "train", TINY)
+    with pytest.raises(UserError, match="prepared with audio settings"):
+        MelDataset(tiny_synthcaps, ["SynthCaps"], "train", MelConfig())
+    ds = MelDataset(tiny_synthcaps, ["SynthCaps"], "train", TINY, crop_frames=64, seed=3)
+    assert ds[0]["mel"].shape == (64, 64)
+    assert np.array_equal(ds[len(ds)]["mel"], ds[len(ds)]["mel"])  # crop is a function of (seed, epoch, index)
+    ds.mel_paths[0] = tmp_path / "gone.npy"
+    with pytest.raises(UserError, match="gone.npy is missing"):
+        ds[0]
+
+
+def test_cli_user_errors_are_one_line(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "bins/tta/preprocess.py", "--dataset", "AudioCaps", "--raw_dir", str(tmp_path / "nowhere")],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [f"error: --raw_dir {tmp_path / 'nowhere'} is not a folder; point it at the downloaded AudioCaps clips"]

@@ -1,0 +1,54 @@
+"""Small file helpers: atomic writes (temp name, then rename), JSON rows, file-name slugs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temp path beside `path`; it replaces `path` only if the block finishes.
+
+    A kill or an exception mid-write leaves the previous file (if any) untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write(path: str | Path, writer: Callable[[Path], Any], suffix: str = "") -> None:
+    with atomic_path(path, suffix) as tmp:
+        writer(tmp)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n"))
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    atomic_write(path, lambda p: p.write_text(text))
+
+
+def slugify(text: str, max_len: int = 48) -> str:
+    """A file-name-safe slug of a prompt ("A man is whistling!" -> "a_man_is_whistling")."""
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return slug[:max_len].rstrip("_") or "prompt"

@@ -1,0 +1,64 @@
+"""Typed config sections shared by every entry point (validated by utils.config.build).
+
+Defaults live in config/base.json, not here: a field without a value in the files is an error.
+Task-specific sections (model, loss) are declared next to each task and added by subclassing BaseConfig.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from utils.mel import MelConfig
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    num_workers: int  # parallel worker processes (0 = all cores)
+    min_seconds: float  # shorter clips are skipped and reported
+    silence_peak: float  # clips whose peak is below this are "silent"
+    valid_ratio: float  # own-folder / SynthCaps split ratios
+    test_ratio: float
+    split_seed: int
+    synthcaps_clips: int  # size of the built-in corpus
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    processed_dir: str
+    datasets: list[str]
+    train_split: str
+    valid_split: str
+    num_workers: int  # DataLoader workers
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int
+    max_steps: int
+    learning_rate: float
+    adam_betas: list[float]
+    weight_decay: float
+    warmup_steps: int
+    lr_schedule: Literal["constant", "cosine", "linear"]
+    grad_accum_steps: int
+    grad_clip: float  # 0 disables clipping
+    mixed_precision: Literal["no", "fp16", "bf16"]
+    ema_decay: float  # 0 disables EMA
+    log_every: int
+    valid_every: int
+    valid_batches: int
+    save_every: int
+    keep_last: int
+    sample_every: int  # log mel images / audio every N steps (0 = only at the end)
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    model_type: str
+    seed: int
+    output_dir: str  # experiments land in <output_dir>/<exp_name>
+    audio: MelConfig
+    preprocess: PreprocessConfig
+    data: DataConfig
+    train: TrainConfig
