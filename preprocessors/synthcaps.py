@@ -25,7 +25,7 @@ PATTERNS_BY_TYPE = {
 }
 # Centre frequency ranges (Hz, sampled log-uniformly). Tonal sounds: the fundamental. Noise and drums:
 # the centre of the pass band, which spans [c / 1.5, c * 1.5].
-TONAL_CENTRES = {"low": (140.0, 260.0), "medium": (500.0, 800.0), "high": (1800.0, 3000.0)}
+TONAL_CENTRES = {"low": (140.0, 260.0), "medium": (500.0, 800.0), "high": (1700.0, 2600.0)}
 NOISE_CENTRES = {"low": (150.0, 250.0), "medium": (900.0, 1400.0), "high": (3500.0, 5000.0)}
 SWEEP = 1.26  # rising/falling glide from c / SWEEP to c * SWEEP: pitch class stays unambiguous
 BELL_RATIOS = (1.0, 2.76, 5.40, 8.93)  # inharmonic partials of a struck bar/bell
@@ -119,10 +119,10 @@ def synthesize(attrs: Attributes, seconds: float, sample_rate: int, seed: int) -
     if attrs.sound_type == "tone":
         wav = np.sin(_phase(freq, sample_rate, rng))
     elif attrs.sound_type == "buzz":
-        # band-limited square wave: odd harmonics with 1/k amplitudes
+        # band-limited sawtooth: every harmonic with 1/k amplitude (2 f0 stays below Nyquist at high pitch)
         phase = _phase(freq, sample_rate, rng)
         wav = np.zeros(n)
-        for k in range(1, 64, 2):
+        for k in range(1, 64):
             if k * freq.max() >= nyquist_guard:
                 break
             wav += np.sin(k * phase) / k

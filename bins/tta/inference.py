@@ -1,0 +1,123 @@
+"""Generate audio from text with a trained AudioLDM experiment.
+
+  python bins/tta/inference.py --text "A man is whistling"
+  python bins/tta/inference.py --text_file prompts.txt --sampler ddim --num_steps 200 --vocoder hifigan --vocoder_path ckpts/tta/hifigan
+
+With no --checkpoint_path the newest trained AudioLDM experiment under ckpts/tta is used (and named).
+Writes <output_dir>/<index>_<slug>.wav and .png (its mel) plus prompts.jsonl, and prints the paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from utils.cli import run_main  # noqa: E402
+from utils.errors import UserError  # noqa: E402
+
+EXPERIMENTS_ROOT = Path("ckpts/tta")
+
+
+def newest_experiment(root: Path) -> Path:
+    found = sorted(root.glob("*/export/tta_artifact.json"), key=lambda p: p.stat().st_mtime)
+    found = [p for p in found if json.loads(p.read_text()).get("stage") == "audioldm"]
+    if not found:
+        raise UserError(f"no trained AudioLDM experiment under {root}; train one with sh egs/tta/audioldm/run_train.sh, or pass --checkpoint_path")
+    return found[-1].parent.parent
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from models.tta.audioldm.pipeline import SAMPLERS
+    from models.vocoder import VOCODERS
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", action="append", help="a prompt (repeatable)")
+    src.add_argument("--text_file", type=Path, help="one prompt per line")
+    p.add_argument("--checkpoint_path", type=Path, help="experiment, export or checkpoints/step_* folder (default: newest experiment)")
+    p.add_argument("--output_dir", type=Path, help="default: <experiment>/inference")
+    p.add_argument("--negative_text", help="prompt to steer away from (replaces the null prompt in CFG)")
+    p.add_argument("--num_steps", type=int, help="sampler steps (default: the experiment's sampler.num_steps)")
+    p.add_argument("--guidance_scale", type=float, help="classifier-free guidance scale (1 disables CFG)")
+    p.add_argument("--sampler", choices=list(SAMPLERS), help="default: the experiment's sampler.name")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same audio")
+    p.add_argument("--duration", type=float, help="seconds (rounded to the latent stride; default: the training length)")
+    p.add_argument("--num_samples", type=int, default=1, help="samples per prompt")
+    p.add_argument("--batch_size", type=int, default=8, help="prompts per batch")
+    p.add_argument("--vocoder", choices=VOCODERS, default="griffinlim")
+    p.add_argument("--vocoder_path", help="HiFi-GAN folder or experiment (for --vocoder hifigan)")
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    return p.parse_args(argv)
+
+
+def _cuda() -> bool:
+
+    return torch.cuda.is_available()
+
+
+def load_prompts(args: argparse.Namespace) -> list[str]:
+    if args.text_file is not None:
+        if not args.text_file.is_file():
+            raise UserError(f"--text_file {args.text_file} not found")
+        prompts = [line.strip() for line in args.text_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not prompts:
+            raise UserError(f"--text_file {args.text_file} has no prompts")
+        return prompts
+    if any(not t.strip() for t in args.text):
+        raise UserError("empty --text: give a non-empty prompt")
+    return [t.strip() for t in args.text]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    prompts = load_prompts(args)
+    if args.num_samples < 1 or args.batch_size < 1:
+        raise UserError("--num_samples and --batch_size must be at least 1")
+    from safetensors.torch import load_file
+
+    from models.tta.audioldm.pipeline import TTAPipeline
+    from utils.audio import save_wav
+    from utils.io import slugify, write_jsonl
+    from utils.plot import save_mel_png
+
+    path = args.checkpoint_path
+    if path is None:
+        path = newest_experiment(EXPERIMENTS_ROOT)
+        print(f"using the newest experiment: {path}")
+    if not path.exists():
+        raise UserError(f"--checkpoint_path {path} does not exist")
+    step_weights = path / "unet.safetensors"
+    exp = path.parent.parent if step_weights.exists() else path
+    pipe = TTAPipeline.from_experiment(exp, args.vocoder, args.vocoder_path, args.device)
+    if step_weights.exists():
+        pipe.unet.load_state_dict(load_file(str(step_weights)))
+        print(f"using U-Net weights of {path}")
+    out_dir = args.output_dir or (exp / "inference")
+    rows, t0, n = [], time.time(), 0
+    for start in range(0, len(prompts), args.batch_size):
+        batch = prompts[start : start + args.batch_size]
+        out = pipe(
+            batch, negative_prompt=args.negative_text, num_steps=args.num_steps, guidance_scale=args.guidance_scale,
+            sampler=args.sampler, seed=args.seed + start, duration=args.duration, num_samples=args.num_samples,
+            progress=len(prompts) == 1,
+        )
+        for i, (prompt, wav, mel) in enumerate(zip(out.prompts, out.wav, out.mel)):
+            stem = f"{n:04d}_{slugify(prompt)}"
+            save_wav(out_dir / f"{stem}.wav", wav.numpy(), pipe.mel_cfg.sample_rate)
+            save_mel_png(out_dir / f"{stem}.png", mel.numpy(), prompt)
+            rows.append({"index": n, "prompt": prompt, "wav": f"{stem}.wav", "png": f"{stem}.png", "seconds": out.seconds, "seed": args.seed + start})
+            print(out_dir / f"{stem}.wav")
+            n += 1
+    write_jsonl(out_dir / "prompts.jsonl", rows)
+    dt = time.time() - t0
+    print(f"wrote {n} clips to {out_dir} in {dt:.1f} s (real-time factor {dt / (n * rows[0]['seconds']):.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,80 @@
+"""Train a stage: the VAE (AutoencoderKL), the latent diffusion model (AudioLDM) or the vocoder (HiFiGAN).
+
+The config's `model_type` picks the task. Outputs go to <output_dir>/<exp_name>/: config.json (resolved),
+checkpoints/, logs/ (TensorBoard), metrics.jsonl and export/ (the inference artifact).
+Multi-process: `accelerate launch --multi_gpu --num_processes N bins/tta/train.py ...`, or torchrun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from utils.cli import add_config_args, run_main  # noqa: E402
+from utils.config import ConfigError, load_config, load_raw  # noqa: E402
+
+
+def task_registry() -> dict:
+    """model_type -> Task class (imported lazily: each pulls in its own model code)."""
+    from models.tta.autoencoderkl.task import AutoencoderKLTask
+
+    registry = {"AutoencoderKL": AutoencoderKLTask}
+    try:
+        from models.tta.audioldm.task import AudioLDMTask
+
+        registry["AudioLDM"] = AudioLDMTask
+    except ImportError:
+        pass
+    try:
+        from models.vocoder.task import HiFiGANTask
+
+        registry["HiFiGAN"] = HiFiGANTask
+    except ImportError:
+        pass
+    return registry
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p, None)
+    p.add_argument("--exp_name", required=True, help="experiment folder name under output_dir")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this experiment")
+    p.add_argument("--pretrained_vae", help="AutoencoderKL only: a diffusers VAE folder to start from (sets model.pretrained_path)")
+    p.add_argument("--cache_latents", action="store_true", help="AudioLDM only: encode latents once and train from the cache")
+    p.add_argument("--cpu", action="store_true", help="force CPU even when a GPU is visible")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    raw, _ = load_raw(args.config)
+    registry = task_registry()
+    model_type = raw.get("model_type")
+    if model_type not in registry:
+        raise ConfigError(f"{args.config}: model_type {model_type!r} is not one of {sorted(registry)}")
+    task_cls = registry[model_type]
+    overrides = list(args.overrides)
+    if args.pretrained_vae:
+        if model_type != "AutoencoderKL":
+            raise ConfigError("--pretrained_vae applies to AutoencoderKL configs only")
+        overrides.append(f"model.pretrained_path={args.pretrained_vae}")
+    if args.cache_latents:
+        if model_type != "AudioLDM":
+            raise ConfigError("--cache_latents applies to AudioLDM configs only")
+        overrides.append("model.cache_latents=true")
+    cfg, resolved = load_config(args.config, task_cls.Config, overrides)
+
+    from models.base.trainer import Trainer
+
+    trainer = Trainer(task_cls, cfg, resolved, args.exp_name, resume=args.resume, cpu=True if args.cpu else None)
+    export = trainer.run()
+    if trainer.accelerator.is_main_process:
+        print(f"done: step {trainer.step}; export in {export}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

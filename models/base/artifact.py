@@ -1,0 +1,43 @@
+"""Inference artifacts: a folder with weights plus `tta_artifact.json` (stage, resolved config, audio contract).
+
+A downstream stage (LDM training, inference) reads its upstream model's settings from here, never from a
+copied config, and checks the mel fingerprint so mismatched stages fail loudly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from utils.errors import UserError
+from utils.io import read_json, write_json
+from utils.mel import MelConfig
+
+ARTIFACT_FILE = "tta_artifact.json"
+FORMAT_VERSION = 1
+
+
+def write_artifact(out_dir: Path, stage: str, config: dict, audio: MelConfig, **extra: Any) -> None:
+    write_json(
+        out_dir / ARTIFACT_FILE,
+        {"format_version": FORMAT_VERSION, "stage": stage, "audio": asdict(audio),
+         "mel_fingerprint": audio.fingerprint(), "config": config, **extra},
+    )
+
+
+def read_artifact(path: str | Path, stage: str, how_to_make: str) -> tuple[dict, MelConfig]:
+    """The artifact json of an export folder (or of `<exp>/export`), checked to be of `stage`."""
+    path = Path(path)
+    for cand in (path, path / "export"):
+        if (cand / ARTIFACT_FILE).is_file():
+            meta = read_json(cand / ARTIFACT_FILE)
+            meta["dir"] = str(cand)
+            break
+    else:
+        raise UserError(f"{path} is not a {stage} export (no {ARTIFACT_FILE}); create it with: {how_to_make}")
+    if meta.get("stage") != stage:
+        raise UserError(f"{path} is a {meta.get('stage')} export, expected {stage}; create one with: {how_to_make}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path}: artifact format {meta.get('format_version')} is not supported (expected {FORMAT_VERSION})")
+    return meta, MelConfig(**meta["audio"])

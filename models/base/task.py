@@ -1,0 +1,91 @@
+"""Task: the model-specific half of training. The Trainer owns the loop; a task owns its step.
+
+A task declares its trainable modules and optimizers, and implements `train_step` (reading top to
+bottom, calling `self.optim_step` for each optimizer), `valid_step`, optional `log_samples`, and
+`export`. All randomness inside a step comes from `step_generator(step)`, a function of
+(seed, step, rank), so a resumed run repeats exactly what the uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+from torch.utils.data import Dataset
+
+from models.tta.data import MelDataset, collate
+from utils.schema import BaseConfig
+
+
+class Task(ABC):
+    """Base class; subclasses set `Config` (a BaseConfig subclass with their model/loss sections)."""
+
+    Config: type[BaseConfig] = BaseConfig
+    # Name of the module whose EMA weights are kept (when train.ema_decay > 0) and exported.
+    ema_module: str | None = None
+
+    def __init__(self, cfg: BaseConfig, accelerator: Accelerator) -> None:
+        self.cfg = cfg
+        self.accelerator = accelerator
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+
+    # ---- construction ---------------------------------------------------------------------------
+    @abstractmethod
+    def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
+        """Trainable modules and their optimizers, keyed by name ('g', 'd', ...)."""
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        data = self.cfg.data
+        make = lambda split: MelDataset(data.processed_dir, data.datasets, split, self.cfg.audio, seed=self.cfg.seed)  # noqa: E731
+        return make(data.train_split), make(data.valid_split)
+
+    collate_fn = staticmethod(collate)
+
+    def adam(self, module: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+        t = self.cfg.train
+        return torch.optim.AdamW(
+            [p for p in module.parameters() if p.requires_grad], lr=lr or t.learning_rate,
+            betas=tuple(t.adam_betas), weight_decay=t.weight_decay,
+        )
+
+    # ---- per step ------------------------------------------------------------------------------
+    def step_generator(self, step: int, device: torch.device | None = None) -> torch.Generator:
+        """Per-step, per-rank RNG: noise, timesteps, dropout masks all come from here."""
+        seed = (self.cfg.seed * 1_000_003 + step) * 64 + self.accelerator.process_index
+        return torch.Generator(device=device or "cpu").manual_seed(seed % (2**63))
+
+    def optim_step(self, names: str | tuple[str, ...], loss: torch.Tensor) -> None:
+        """One backward of `loss`, then clip, step and zero-grad each named optimizer (no-ops while accumulating)."""
+        acc = self.accelerator
+        acc.backward(loss)
+        for name in (names,) if isinstance(names, str) else names:
+            if acc.sync_gradients and self.cfg.train.grad_clip > 0:
+                acc.clip_grad_norm_(self.modules[name].parameters(), self.cfg.train.grad_clip)
+            self.optimizers[name].step()
+            if name in self.schedulers and acc.sync_gradients:
+                self.schedulers[name].step()
+            self.optimizers[name].zero_grad(set_to_none=True)
+
+    @abstractmethod
+    def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns scalar tensors to log (the key 'loss' is checked for NaN)."""
+
+    @abstractmethod
+    def valid_step(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Validation metrics for one batch with a fixed generator; 'loss' selects the best checkpoint."""
+
+    def log_samples(self, batch: dict, writer: Any, step: int) -> None:
+        """Optional: images/audio for TensorBoard."""
+
+    @abstractmethod
+    def export(self, out_dir: Path, resolved_config: dict) -> None:
+        """Write the inference artifact (weights + config) the next stage loads."""
+
+    def unwrap(self, name: str) -> nn.Module:
+        return self.accelerator.unwrap_model(self.modules[name])

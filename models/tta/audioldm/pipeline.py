@@ -1,0 +1,161 @@
+"""Text -> audio: the Python API used by the inference script, validation samples and evaluation.
+
+    pipe = TTAPipeline.from_experiment("ckpts/tta/audioldm_demo", vocoder="griffinlim")
+    out = pipe(["A high pitched beep repeats"], seed=0)   # out.wav [B, N], out.mel [B, n_mels, T]
+
+Classifier-free guidance runs the unconditional and conditional halves in one batched U-Net call; text is
+encoded once per prompt, not per step; VAE decoding and the vocoder run once on the whole batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    PNDMScheduler,
+    UNet2DConditionModel,
+    UniPCMultistepScheduler,
+)
+
+from models.base.artifact import read_artifact
+from models.tta.audioldm.model import unet_stride
+from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
+from models.tta.autoencoderkl.model import downsample_factor
+from utils.errors import UserError
+from utils.mel import MelConfig
+
+SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = {
+    "ddpm": (DDPMScheduler, {}),
+    "ddim": (DDIMScheduler, {}),
+    "dpm++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpm++sde": (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
+    "unipc": (UniPCMultistepScheduler, {}),
+    "euler": (EulerDiscreteScheduler, {}),
+    "euler_a": (EulerAncestralDiscreteScheduler, {}),
+    "heun": (HeunDiscreteScheduler, {}),
+    "pndm": (PNDMScheduler, {"skip_prk_steps": True}),
+}
+HOW_TO_TRAIN = "sh egs/tta/audioldm/run_train.sh"
+MAX_SECONDS = 60.0  # longer requests are refused rather than exhausting memory
+
+
+@dataclass
+class TTAOutput:
+    wav: torch.Tensor  # [B, samples]
+    mel: torch.Tensor  # [B, n_mels, frames]
+    prompts: list[str]
+    seconds: float
+
+
+def make_sampler(name: str, train_scheduler_config: dict[str, Any]):
+    """A diffusers sampler built from the training noise schedule (betas, prediction type)."""
+    if name not in SAMPLERS:
+        raise UserError(f"unknown sampler '{name}'; choose one of {', '.join(SAMPLERS)}")
+    cls, extra = SAMPLERS[name]
+    return cls.from_config({**train_scheduler_config, **extra})
+
+
+class TTAPipeline:
+    def __init__(
+        self, vae, unet: UNet2DConditionModel, text: TextEncoder, noise_scheduler: dict[str, Any],
+        mel_cfg: MelConfig, vocoder=None, sampler_defaults: dict[str, Any] | None = None,
+    ) -> None:
+        from models.vocoder.griffinlim import GriffinLim
+
+        self.vae, self.unet, self.text = vae, unet, text
+        self.noise_scheduler = dict(noise_scheduler)
+        self.mel_cfg = mel_cfg
+        self.vocoder = vocoder if vocoder is not None else GriffinLim(mel_cfg)
+        self.defaults = sampler_defaults or {"sampler": "dpm++", "num_steps": 25, "guidance_scale": 3.0}
+        self.frame_stride = downsample_factor(vae) * unet_stride(unet)
+
+    @classmethod
+    def from_experiment(cls, path: str | Path, vocoder: str = "griffinlim", vocoder_path: str | None = None, device: str = "cpu") -> "TTAPipeline":
+        """Load `<exp>/export` (or an export folder) of stage 2, plus a vocoder."""
+        from diffusers import AutoencoderKL
+
+        from models.vocoder import load_vocoder
+
+        meta, mel_cfg = read_artifact(path, "audioldm", HOW_TO_TRAIN)
+        root = Path(meta["dir"])
+        vae = AutoencoderKL.from_pretrained(str(root / "vae")).eval().to(device)
+        unet = UNet2DConditionModel.from_pretrained(str(root / "unet")).eval().to(device)
+        text_cfg = TextEncoderConfig(**{**meta["text_encoder"], "name_or_path": str(root / "text_encoder"), "trainable": False})
+        text = TextEncoder(text_cfg).to(device)
+        voc = load_vocoder(vocoder, vocoder_path, mel_cfg, device)
+        return cls(vae, unet, text, meta["noise_scheduler"], mel_cfg, voc, meta.get("sampler"))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def frames_for(self, seconds: float | None) -> int:
+        """Mel frames for `seconds`, rounded to the nearest multiple of the latent stride (at least one)."""
+        if seconds is None:
+            return self.mel_cfg.target_frames
+        if not 0 < seconds <= MAX_SECONDS:
+            raise UserError(f"--duration {seconds} must be in (0, {MAX_SECONDS}] seconds")
+        frames = seconds * self.mel_cfg.sample_rate / self.mel_cfg.hop_length
+        return max(self.frame_stride, int(round(frames / self.frame_stride)) * self.frame_stride)
+
+    @torch.no_grad()
+    def __call__(
+        self, prompts: list[str], negative_prompt: str | None = None, num_steps: int | None = None,
+        guidance_scale: float | None = None, sampler: str | None = None, seed: int = 0,
+        duration: float | None = None, num_samples: int = 1, progress: bool = False,
+    ) -> TTAOutput:
+        if not prompts or any(not p.strip() for p in prompts):
+            raise UserError("empty prompt: give a non-empty --text")
+        num_steps = int(num_steps or self.defaults["num_steps"])
+        guidance = float(self.defaults["guidance_scale"] if guidance_scale is None else guidance_scale)
+        if num_steps < 1:
+            raise UserError(f"--num_steps must be at least 1, got {num_steps}")
+        sched = make_sampler(sampler or self.defaults["sampler"], self.noise_scheduler)
+        prompts = [p for p in prompts for _ in range(num_samples)]
+        frames = self.frames_for(duration)
+        f = downsample_factor(self.vae)
+        shape = (len(prompts), self.vae.config.latent_channels, self.mel_cfg.n_mels // f, frames // f)
+        device = self.device
+
+        # 1. text, once per prompt; CFG batch = [unconditional | conditional]
+        cond = self.text.encode(prompts)
+        use_cfg = guidance != 1.0
+        if use_cfg:
+            uncond = self.text.encode([negative_prompt] * len(prompts)) if negative_prompt else self.text.null(len(prompts))
+            emb, mask = join(uncond, cond)
+        else:
+            emb, mask = cond
+        emb, mask = emb.to(device, self.unet.dtype), mask.to(device)
+
+        # 2. reverse diffusion from z_T ~ N(0, sigma_max^2 I); noise drawn on CPU so seeds match across devices
+        gen = torch.Generator().manual_seed(seed)
+        sched.set_timesteps(num_steps, device=device)
+        step_kwargs = {"generator": gen} if "generator" in inspect.signature(sched.step).parameters else {}
+        z = (torch.randn(shape, generator=gen) * sched.init_noise_sigma).to(device, self.unet.dtype)
+        steps = sched.timesteps
+        if progress:
+            from tqdm import tqdm
+
+            steps = tqdm(steps, desc="sampling", unit="step")
+        for t in steps:
+            z_in = sched.scale_model_input(torch.cat([z, z]) if use_cfg else z, t)
+            pred = self.unet(z_in, t, encoder_hidden_states=emb, encoder_attention_mask=mask).sample
+            if use_cfg:
+                pred_uncond, pred_cond = pred.chunk(2)
+                pred = pred_uncond + guidance * (pred_cond - pred_uncond)  # Ho & Salimans 2022, eq. 6
+            z = sched.step(pred, t, z, **step_kwargs).prev_sample
+
+        # 3. decode latents -> log-mel [B, n_mels, frames] -> waveform
+        mel = self.vae.decode(z.to(self.vae.dtype) / self.vae.config.scaling_factor).sample[:, 0]
+        wav = self.vocoder(mel)
+        return TTAOutput(wav=wav.float().cpu(), mel=mel.float().cpu(), prompts=prompts, seconds=frames * self.mel_cfg.hop_length / self.mel_cfg.sample_rate)

