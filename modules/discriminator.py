@@ -1,4 +1,8 @@
-"""PatchGAN (NLayer) discriminator for 1-channel mel "images", as in pix2pix / taming-transformers."""
+"""PatchGAN (NLayer) discriminator for 1-channel mel "images", as in pix2pix / taming-transformers.
+
+GroupNorm replaces the references' BatchNorm: it keeps no running statistics, so data-parallel ranks stay
+identical and evaluation does not depend on the last training batch.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ class NLayerDiscriminator(nn.Module):
             stride = 2 if n < n_layers else 1
             layers += [
                 nn.Conv2d(channels * prev, channels * mult, 4, stride, 1, bias=False),
-                nn.BatchNorm2d(channels * mult),
+                nn.GroupNorm(min(32, channels * mult // 4), channels * mult),
                 nn.LeakyReLU(0.2, True),
             ]
         layers.append(nn.Conv2d(channels * mult, 1, 4, 1, 1))
@@ -28,7 +32,7 @@ class NLayerDiscriminator(nn.Module):
     def _init(m: nn.Module) -> None:
         if isinstance(m, nn.Conv2d):
             nn.init.normal_(m.weight, 0.0, 0.02)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.GroupNorm):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from diffusers import AutoencoderKL
+from torch import nn
 
 from models.base.artifact import read_artifact
 from utils.errors import UserError
@@ -40,6 +42,20 @@ def build_vae(cfg: VAEModelConfig) -> AutoencoderKL:
         latent_channels=cfg.latent_channels, norm_num_groups=cfg.norm_num_groups,
         mid_block_add_attention=cfg.mid_block_add_attention, scaling_factor=1.0,
     )
+
+
+class MelVAE(nn.Module):
+    """Training wrapper: forward = encode -> sample -> decode, so a data-parallel wrapper syncs its gradients
+    (DDP only hooks `forward`, not diffusers' `encode`/`decode`). Exports save the inner `vae`."""
+
+    def __init__(self, vae: AutoencoderKL) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, sample: bool = True):
+        posterior = self.vae.encode(x).latent_dist
+        z = posterior.sample(generator=generator) if sample else posterior.mode()
+        return self.vae.decode(z).sample, posterior
 
 
 def downsample_factor(vae: AutoencoderKL) -> int:

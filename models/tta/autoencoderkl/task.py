@@ -10,7 +10,7 @@ import torch
 from models.base.artifact import write_artifact
 from models.base.task import Task
 from models.tta.autoencoderkl import loss as L
-from models.tta.autoencoderkl.model import STAGE, VAEModelConfig, build_vae, check_vae, load_pretrained_vae
+from models.tta.autoencoderkl.model import STAGE, MelVAE, VAEModelConfig, build_vae, check_vae, load_pretrained_vae
 from models.vocoder.griffinlim import GriffinLim
 from modules.discriminator import NLayerDiscriminator
 from modules.gan_losses import gan_active
@@ -41,7 +41,7 @@ class AutoencoderKLTask(Task):
             check_vae(vae, self.cfg.audio, "model")
         lc = self.cfg.loss
         disc = NLayerDiscriminator(1, lc.disc_channels, lc.disc_layers)
-        self.modules = {"g": vae, "d": disc}
+        self.modules = {"g": MelVAE(vae), "d": disc}
         self.optimizers = {"g": self.adam(vae), "d": self.adam(disc, lc.disc_learning_rate)}
         return self.modules, self.optimizers
 
@@ -54,8 +54,7 @@ class AutoencoderKLTask(Task):
         x = self._input(batch)
         gen = self.step_generator(step, x.device)
         # 1. encode, sample z ~ q(z|x) with the step's generator, decode
-        posterior = vae.encode(x).latent_dist
-        x_rec = vae.decode(posterior.sample(generator=gen)).sample
+        x_rec, posterior = vae(x, generator=gen)
         gan_on = gan_active(step, self.cfg.loss.disc_start) and self.cfg.loss.weights.get("adv", 0.0) > 0
         out: dict[str, torch.Tensor] = {}
         # 2. discriminator step on (real, detached fake)
@@ -64,7 +63,7 @@ class AutoencoderKLTask(Task):
             self.optim_step("d", d_loss)
             out["d_loss"] = d_loss.detach()
         # 3. generator step: reconstruction + KL (+ adaptive adversarial term)
-        last_layer = self.unwrap("g").decoder.conv_out.weight
+        last_layer = self.unwrap("g").vae.decoder.conv_out.weight
         logits_fake = self._frozen_disc(x_rec) if gan_on else None
         g = L.generator_loss(self.cfg.loss, x, x_rec, posterior, logits_fake, last_layer)
         self.optim_step("g", g["loss"])
@@ -83,16 +82,14 @@ class AutoencoderKLTask(Task):
 
     def valid_step(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
         x = self._input(batch)
-        posterior = self.modules["g"].encode(x).latent_dist
-        x_rec = self.modules["g"].decode(posterior.mode()).sample
+        x_rec, posterior = self.modules["g"](x, sample=False)
         return {"loss": L.reconstruction(x, x_rec), "mse": ((x - x_rec) ** 2).mean(), "kl": L.kl_term(posterior, x)}
 
     def log_samples(self, batch: dict, writer, step: int) -> None:
         from utils.plot import mel_figure
 
-        vae = self.unwrap("g")
         x = self._input(batch)[:2]
-        x_rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
+        x_rec, _ = self.unwrap("g")(x, sample=False)
         mels = [m[0].float().cpu().numpy() for pair in zip(x, x_rec) for m in pair]
         titles = [f"{kind} {uid}" for uid in batch["uid"][:2] for kind in ("input", "reconstruction")]
         writer.add_figure("mel/input_vs_reconstruction", mel_figure(mels, titles), step)
@@ -102,7 +99,7 @@ class AutoencoderKLTask(Task):
     @torch.no_grad()
     def latent_std(self) -> float:
         """Std of sampled latents over `model.scale_batches` training batches (for the 1/std scale factor)."""
-        vae = self.unwrap("g").eval()
+        vae = self.unwrap("g").vae.eval()
         ds, _ = self.datasets()
         gen = torch.Generator().manual_seed(self.cfg.seed)
         idx = torch.randperm(len(ds), generator=gen)[: self.cfg.model.scale_batches * self.cfg.train.batch_size]
@@ -113,7 +110,7 @@ class AutoencoderKLTask(Task):
         return float(torch.cat(zs).std())
 
     def export(self, out_dir: Path, resolved_config: dict) -> None:
-        vae = self.unwrap("g")
+        vae = self.unwrap("g").vae
         std = self.latent_std()
         vae.register_to_config(scaling_factor=1.0 / std)
         vae.save_pretrained(str(out_dir / "vae"), safe_serialization=True)
