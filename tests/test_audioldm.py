@@ -1,0 +1,129 @@
+import json
+
+import pytest
+import torch
+
+from bins.tta.train import main as train_main
+from models.base.trainer import Trainer
+from models.tta.audioldm.task import AudioLDMTask
+from models.tta.audioldm.text_encoder import NULL_PROMPT, TextEncoder, TextEncoderConfig
+from utils.config import load_config
+from utils.errors import UserError
+
+DEBUG = "egs/tta/audioldm/exp_config_debug.json"
+
+
+def t5_sets(tiny_t5):
+    return [f"text_encoder.name_or_path={tiny_t5}", "unet.cross_attention_dim=32"]
+
+
+def ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *extra):
+    sets = [f"data.processed_dir={tiny_synthcaps}", f"output_dir={tmp_path / 'ckpts'}", f"model.autoencoder_path={tiny_vae}", *extra]
+    return load_config(DEBUG, AudioLDMTask.Config, sets)
+
+
+def test_t5_from_saved_folder_honours_padding(tiny_t5):
+    enc = TextEncoder(TextEncoderConfig(str(tiny_t5), max_length=16, trainable=False))
+    assert type(enc.model).__name__ == "T5EncoderModel" and enc.hidden_size == 32
+    caps = ["A dog barks", "A man speaks while birds chirp in the distance, then a car passes by"]
+    emb, mask = enc(caps)
+    assert emb.shape[:2] == mask.shape and emb.shape[-1] == 32 and mask.shape[1] == 16  # truncated at max_length
+    assert mask[0].sum() < mask[1].sum() and mask[0, 0] and not mask[0, -1]
+    alone, alone_mask = enc(caps[:1])
+    n = int(alone_mask.sum())
+    torch.testing.assert_close(emb[0, :n], alone[0, :n], atol=1e-5, rtol=1e-4)  # padding does not leak in
+    cached, cached_mask = enc.encode(caps)
+    torch.testing.assert_close(cached[cached_mask], emb[mask], atol=1e-5, rtol=1e-4)
+    null, null_mask = enc.null(2)
+    assert null_mask.sum(dim=1).tolist() == [1, 1]  # "" -> just </s>
+    assert NULL_PROMPT == ""
+
+
+def test_builtin_minilm_loads_offline():
+    enc = TextEncoder(TextEncoderConfig("builtin:all-minilm-l6-v2", max_length=32, trainable=False))
+    assert enc.hidden_size == 384
+    emb, mask = enc.encode(["a dog barks", "a puppy is barking", "an airplane engine roars"])
+    pooled = torch.nn.functional.normalize((emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True), dim=-1)
+    assert pooled[0] @ pooled[1] > pooled[0] @ pooled[2]  # a real sentence encoder, not random weights
+
+
+def test_unknown_text_encoder_is_a_clear_error():
+    with pytest.raises(UserError, match="text encoder 'no-such/model' could not be loaded"):
+        TextEncoder(TextEncoderConfig("no-such/model", 16, False))
+
+
+def test_cfg_dropout_rate_and_null_rows(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5))
+    task = Trainer(AudioLDMTask, cfg, resolved, "cfg").task
+    captions = [f"caption number {i}" for i in range(2000)]
+    emb, mask = task.condition(captions, torch.Generator().manual_seed(0), dropout=0.3)
+    null_emb, null_mask = task.text.null(1)
+    n = int(null_mask.sum())
+    is_null = (mask.sum(1) == n) & torch.isclose(emb[:, :n], null_emb[:, :n].expand(len(captions), -1, -1), atol=1e-5).all(-1).all(-1)
+    assert 0.27 < is_null.float().mean() < 0.33
+    emb0, _ = task.condition(captions[:8], torch.Generator().manual_seed(0), dropout=0.0)
+    ref, _ = task.text.encode(captions[:8])
+    torch.testing.assert_close(emb0, ref)
+
+
+def test_training_lowers_loss_on_a_fixed_batch(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "train.learning_rate=3e-3")
+    trainer = Trainer(AudioLDMTask, cfg, resolved, "overfit")
+    batch = next(iter(trainer.train_dl))
+    losses = [trainer.task.train_step(batch, 0)["loss"].item() for _ in range(25)]  # same noise and t each time
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_latent_cache_equals_on_the_fly(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5))
+    fly = Trainer(AudioLDMTask, cfg, resolved, "fly")
+    cfg_c, resolved_c = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "model.cache_latents=true")
+    cached = Trainer(AudioLDMTask, cfg_c, resolved_c, "cached")
+    caches = list((tiny_synthcaps / "SynthCaps").glob("latent_*"))
+    assert len(caches) == 1 and len(list(caches[0].glob("*.npy"))) > 0
+    b_fly, b_cached = next(iter(fly.train_dl)), next(iter(cached.train_dl))
+    assert b_fly["uid"] == b_cached["uid"] and "posterior" in b_cached
+    z1 = fly.task.latents(b_fly, torch.Generator().manual_seed(5))
+    z2 = cached.task.latents(b_cached, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(z1, z2, atol=1e-5, rtol=1e-4)
+
+
+def test_resume_continues_exactly(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    def run(name, steps, resume=False):
+        cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), f"train.max_steps={steps}", "train.valid_every=100", "model.valid_samples=0")
+        trainer = Trainer(AudioLDMTask, cfg, resolved, name, resume=resume)
+        trainer.run()
+        rows = [json.loads(line) for line in (trainer.exp_dir / "metrics.jsonl").read_text().splitlines()]
+        return [r["loss"] for r in rows if r["split"] == "train"]
+
+    full = run("full", 4)
+    run("split", 2)
+    assert run("split", 4, resume=True) == pytest.approx(full, rel=1e-6)
+
+
+def test_missing_vae_context_mismatch_and_empty_data(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    with pytest.raises(UserError, match=r"nowhere is not a autoencoderkl export .*run_train.sh"):
+        Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tmp_path / "nowhere", tmp_path, *t5_sets(tiny_t5)), "x")
+    with pytest.raises(UserError, match=r"unet.cross_attention_dim=48 but text encoder .* outputs 32-dim"):
+        Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, f"text_encoder.name_or_path={tiny_t5}", "unet.cross_attention_dim=48"), "x")
+    empty = tmp_path / "empty" / "SynthCaps"
+    empty.mkdir(parents=True)
+    for split in ("train", "valid"):
+        (empty / f"{split}.json").write_text("[]")
+    with pytest.raises(UserError, match="is empty"):
+        Trainer(AudioLDMTask, *ldm_cfg(tmp_path / "empty", tiny_vae, tmp_path, *t5_sets(tiny_t5)), "x")
+    with pytest.raises(UserError, match="other audio settings"):
+        Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "audio.target_frames=256"), "x")
+
+
+def test_cli_exports_a_self_contained_model(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    out = tmp_path / "ckpts"
+    args = ["--config", DEBUG, "--exp_name", "ldm", "--cache_latents", f"--set=data.processed_dir={tiny_synthcaps}",
+            f"--set=output_dir={out}", f"--set=model.autoencoder_path={tiny_vae}", *[f"--set={s}" for s in t5_sets(tiny_t5)]]
+    assert train_main(args) == 0
+    export = out / "ldm" / "export"
+    meta = json.loads((export / "tta_artifact.json").read_text())
+    assert meta["stage"] == "audioldm" and meta["text_encoder"]["name_or_path"] == "text_encoder"
+    for sub in ("unet", "vae", "text_encoder"):
+        assert (export / sub / "config.json").exists()
+    assert list((out / "ldm" / "logs").iterdir())
