@@ -67,3 +67,15 @@ def tiny_t5(tmp_path_factory) -> Path:
     config = T5Config(vocab_size=tok.get_vocab_size(), d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16, decoder_start_token_id=0)
     T5EncoderModel(config).save_pretrained(str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_ldm(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path_factory) -> Path:
+    """A stage-2 export of the debug LDM (tiny T5) trained for 2 steps; returns the experiment dir."""
+    from bins.tta.train import main
+
+    out = tmp_path_factory.mktemp("ldm_ckpts")
+    sets = [f"data.processed_dir={tiny_synthcaps}", f"output_dir={out}", f"model.autoencoder_path={tiny_vae}",
+            f"text_encoder.name_or_path={tiny_t5}", "unet.cross_attention_dim=32", "train.max_steps=2", "model.valid_samples=0"]
+    assert main(["--config", "egs/tta/audioldm/exp_config_debug.json", "--exp_name", "ldm", *[f"--set={s}" for s in sets]]) == 0
+    return out / "ldm"

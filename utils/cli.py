@@ -17,8 +17,20 @@ def add_config_args(parser: argparse.ArgumentParser, default_config: str | None)
     )
 
 
+def quiet_libraries() -> None:
+    """Entry points print their own progress; silence per-file weight-loading bars of transformers/diffusers."""
+    import diffusers
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+
+
 def run_main(main: Callable[[], int | None]) -> None:
     """Run `main`; a UserError becomes 'error: ...' on stderr and exit code 2, without a traceback."""
+    quiet_libraries()
     try:
         code = main()
     except UserError as err:

@@ -20,9 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from utils.cli import run_main  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
-EXPERIMENTS_ROOT = Path("ckpts/tta")
-
-
 def newest_experiment(root: Path) -> Path:
     found = sorted(root.glob("*/export/tta_artifact.json"), key=lambda p: p.stat().st_mtime)
     found = [p for p in found if json.loads(p.read_text()).get("stage") == "audioldm"]
@@ -39,35 +36,61 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", action="append", help="a prompt (repeatable)")
     src.add_argument("--text_file", type=Path, help="one prompt per line")
+    src.add_argument("--captions", type=Path, help="a caption table: prepared split .json or a .csv with a 'caption' column")
+    p.add_argument("--limit", type=int, help="use only the first N prompts (with --captions / --text_file)")
     p.add_argument("--checkpoint_path", type=Path, help="experiment, export or checkpoints/step_* folder (default: newest experiment)")
     p.add_argument("--output_dir", type=Path, help="default: <experiment>/inference")
     p.add_argument("--negative_text", help="prompt to steer away from (replaces the null prompt in CFG)")
     p.add_argument("--num_steps", type=int, help="sampler steps (default: the experiment's sampler.num_steps)")
     p.add_argument("--guidance_scale", type=float, help="classifier-free guidance scale (1 disables CFG)")
-    p.add_argument("--sampler", choices=list(SAMPLERS), help="default: the experiment's sampler.name")
+    p.add_argument("--sampler", help=f"one of {', '.join(SAMPLERS)} (default: the experiment's sampler.name)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same audio")
     p.add_argument("--duration", type=float, help="seconds (rounded to the latent stride; default: the training length)")
     p.add_argument("--num_samples", type=int, default=1, help="samples per prompt")
     p.add_argument("--batch_size", type=int, default=8, help="prompts per batch")
-    p.add_argument("--vocoder", choices=VOCODERS, default="griffinlim")
+    p.add_argument("--vocoder", default="griffinlim", help=f"one of {', '.join(VOCODERS)}")
     p.add_argument("--vocoder_path", help="HiFi-GAN folder or experiment (for --vocoder hifigan)")
+    p.add_argument("--experiments_root", type=Path, default=Path("ckpts/tta"), help="where to look for the newest experiment")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     return p.parse_args(argv)
 
 
 def _cuda() -> bool:
+    import torch
 
     return torch.cuda.is_available()
 
 
+def read_captions(path: Path) -> list[str]:
+    """Distinct captions, in order, from a prepared split (.json rows with 'Caption') or a CSV ('caption' column)."""
+    import csv
+
+    if not path.is_file():
+        raise UserError(f"--captions {path} not found")
+    if path.suffix == ".json":
+        caps = [row["Caption"] for row in json.loads(path.read_text(encoding="utf-8"))]
+    else:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if "caption" not in (reader.fieldnames or []):
+                raise UserError(f"--captions {path}: no 'caption' column (found {reader.fieldnames})")
+            caps = [row["caption"] for row in reader]
+    caps = list(dict.fromkeys(c.strip() for c in caps if c and c.strip()))
+    if not caps:
+        raise UserError(f"--captions {path} has no captions")
+    return caps
+
+
 def load_prompts(args: argparse.Namespace) -> list[str]:
+    if args.captions is not None:
+        return read_captions(args.captions)[: args.limit]
     if args.text_file is not None:
         if not args.text_file.is_file():
             raise UserError(f"--text_file {args.text_file} not found")
         prompts = [line.strip() for line in args.text_file.read_text(encoding="utf-8").splitlines() if line.strip()]
         if not prompts:
             raise UserError(f"--text_file {args.text_file} has no prompts")
-        return prompts
+        return prompts[: args.limit]
     if any(not t.strip() for t in args.text):
         raise UserError("empty --text: give a non-empty prompt")
     return [t.strip() for t in args.text]
@@ -80,19 +103,23 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--num_samples and --batch_size must be at least 1")
     from safetensors.torch import load_file
 
-    from models.tta.audioldm.pipeline import TTAPipeline
+    from models.tta.audioldm.pipeline import TTAPipeline, check_duration, make_sampler
     from utils.audio import save_wav
     from utils.io import slugify, write_jsonl
     from utils.plot import save_mel_png
 
     path = args.checkpoint_path
     if path is None:
-        path = newest_experiment(EXPERIMENTS_ROOT)
+        path = newest_experiment(args.experiments_root)
         print(f"using the newest experiment: {path}")
     if not path.exists():
         raise UserError(f"--checkpoint_path {path} does not exist")
     step_weights = path / "unet.safetensors"
     exp = path.parent.parent if step_weights.exists() else path
+    if args.sampler is not None:  # fail on bad options before loading anything
+        make_sampler(args.sampler, {})
+    if args.duration is not None:
+        check_duration(args.duration)
     pipe = TTAPipeline.from_experiment(exp, args.vocoder, args.vocoder_path, args.device)
     if step_weights.exists():
         pipe.unet.load_state_dict(load_file(str(step_weights)))

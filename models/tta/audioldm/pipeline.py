@@ -57,6 +57,11 @@ class TTAOutput:
     seconds: float
 
 
+def check_duration(seconds: float) -> None:
+    if not 0 < seconds <= MAX_SECONDS:
+        raise UserError(f"--duration {seconds} must be in (0, {MAX_SECONDS}] seconds")
+
+
 def make_sampler(name: str, train_scheduler_config: dict[str, Any]):
     """A diffusers sampler built from the training noise schedule (betas, prediction type)."""
     if name not in SAMPLERS:
@@ -103,10 +108,19 @@ class TTAPipeline:
         """Mel frames for `seconds`, rounded to the nearest multiple of the latent stride (at least one)."""
         if seconds is None:
             return self.mel_cfg.target_frames
-        if not 0 < seconds <= MAX_SECONDS:
-            raise UserError(f"--duration {seconds} must be in (0, {MAX_SECONDS}] seconds")
+        check_duration(seconds)
         frames = seconds * self.mel_cfg.sample_rate / self.mel_cfg.hop_length
         return max(self.frame_stride, int(round(frames / self.frame_stride)) * self.frame_stride)
+
+    def predict(self, z: torch.Tensor, t, emb: torch.Tensor, mask: torch.Tensor, guidance: float | None) -> torch.Tensor:
+        """U-Net output for latents z [B, ...]; with guidance, emb/mask hold [uncond | cond] (2B rows) and
+        both halves run in ONE batched call: eps = eps_u + w (eps_c - eps_u) (Ho & Salimans 2022, eq. 6)."""
+        z_in = torch.cat([z, z]) if guidance is not None else z
+        pred = self.unet(z_in, t, encoder_hidden_states=emb, encoder_attention_mask=mask).sample
+        if guidance is None:
+            return pred
+        pred_uncond, pred_cond = pred.chunk(2)
+        return pred_uncond + guidance * (pred_cond - pred_uncond)
 
     @torch.no_grad()
     def __call__(
@@ -148,11 +162,7 @@ class TTAPipeline:
 
             steps = tqdm(steps, desc="sampling", unit="step")
         for t in steps:
-            z_in = sched.scale_model_input(torch.cat([z, z]) if use_cfg else z, t)
-            pred = self.unet(z_in, t, encoder_hidden_states=emb, encoder_attention_mask=mask).sample
-            if use_cfg:
-                pred_uncond, pred_cond = pred.chunk(2)
-                pred = pred_uncond + guidance * (pred_cond - pred_uncond)  # Ho & Salimans 2022, eq. 6
+            pred = self.predict(sched.scale_model_input(z, t), t, emb, mask, guidance if use_cfg else None)
             z = sched.step(pred, t, z, **step_kwargs).prev_sample
 
         # 3. decode latents -> log-mel [B, n_mels, frames] -> waveform

@@ -1,0 +1,152 @@
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import SpeechT5HifiGan
+
+from bins.tta.inference import main as infer_main
+from conftest import AUDIOCAPS_TABLES, REPO
+from evaluation.mel_metrics import mel_metrics
+from models.tta.audioldm.pipeline import SAMPLERS, TTAPipeline
+from models.vocoder import load_vocoder
+from models.vocoder.griffinlim import GriffinLim
+from models.vocoder.hifigan import HiFiGANConfig, build_generator
+from utils.errors import UserError
+from utils.mel import MelConfig, MelFrontEnd
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_ldm):
+    return TTAPipeline.from_experiment(tiny_ldm)
+
+
+def test_same_seed_same_audio(pipe):
+    a = pipe(["A dog barks"], seed=3, num_steps=3)
+    b = pipe(["A dog barks"], seed=3, num_steps=3)
+    c = pipe(["A dog barks"], seed=4, num_steps=3)
+    assert torch.equal(a.wav, b.wav) and not torch.equal(a.wav, c.wav)
+    assert a.mel.shape == (1, 64, 128) and a.wav.shape == (1, 128 * 160)
+
+
+def test_batched_cfg_equals_two_separate_passes(pipe):
+    cond = pipe.text.encode(["A dog barks", "Wind blows"])
+    uncond = pipe.text.null(2)
+    from models.tta.audioldm.text_encoder import join
+
+    emb, mask = join(uncond, cond)
+    z = torch.randn(2, 4, 32, 64, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor(500)
+    with torch.no_grad():
+        batched = pipe.predict(z, t, emb, mask, guidance=3.0)
+        n = emb.shape[0] // 2
+        e_u = pipe.unet(z, t, encoder_hidden_states=emb[:n], encoder_attention_mask=mask[:n]).sample
+        e_c = pipe.unet(z, t, encoder_hidden_states=emb[n:], encoder_attention_mask=mask[n:]).sample
+    torch.testing.assert_close(batched, e_u + 3.0 * (e_c - e_u), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_every_sampler_runs(pipe, sampler):
+    out = pipe(["A bell rings"], sampler=sampler, num_steps=3, seed=0)
+    assert out.wav.shape == (1, 128 * 160) and torch.isfinite(out.wav).all()
+
+
+def test_duration_rounds_to_the_latent_stride(pipe):
+    stride = pipe.frame_stride  # VAE 2x * U-Net 2x = 4 frames
+    assert stride == 4
+    out = pipe(["A bell rings"], duration=0.5, num_steps=2, num_samples=2)
+    frames = int(round(0.5 * 100 / stride)) * stride
+    assert out.mel.shape == (2, 64, frames) and out.wav.shape == (2, frames * 160)
+    assert out.seconds == pytest.approx(frames / 100)
+    assert pipe.frames_for(0.001) == stride
+    with pytest.raises(UserError, match="duration"):
+        pipe(["x"], duration=600)
+    with pytest.raises(UserError, match="empty prompt"):
+        pipe(["  "])
+    with pytest.raises(UserError, match="unknown sampler 'fast'"):
+        pipe(["x"], sampler="fast")
+
+
+def test_cli_writes_wavs_pngs_and_manifest(tiny_ldm, tmp_path, capsys):
+    out = tmp_path / "gen"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("A dog barks\nRain falls on a roof\n\nA man speaks\n")
+    assert infer_main(["--checkpoint_path", str(tiny_ldm), "--text_file", str(prompts), "--output_dir", str(out),
+                       "--num_steps", "2", "--batch_size", "2", "--sampler", "ddim"]) == 0
+    rows = [json.loads(line) for line in (out / "prompts.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == ["A dog barks", "Rain falls on a roof", "A man speaks"]
+    for r in rows:
+        wav, sr = sf.read(out / r["wav"])
+        assert sr == 16000 and len(wav) == 128 * 160 and (out / r["png"]).stat().st_size > 1000
+    printed = capsys.readouterr().out
+    assert str(out / rows[0]["wav"]) in printed and "real-time factor" in printed
+
+
+def test_real_audiocaps_captions_in_batch(tiny_ldm, tmp_path):
+    out = tmp_path / "ac"
+    assert infer_main(["--checkpoint_path", str(tiny_ldm), "--captions", str(AUDIOCAPS_TABLES / "test.csv"), "--limit", "12",
+                       "--output_dir", str(out), "--num_steps", "1", "--batch_size", "6"]) == 0
+    assert len((out / "prompts.jsonl").read_text().splitlines()) == 12
+
+
+def test_shell_script_under_sh_uses_newest_experiment(tiny_ldm, tmp_path):
+    res = subprocess.run(
+        ["sh", "egs/tta/audioldm/run_inference.sh", "--text", "A man is whistling", "--num_steps", "2",
+         "--experiments_root", str(tiny_ldm.parent), "--output_dir", str(tmp_path / "sh")],
+        cwd=REPO, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "PYTHON": sys.executable},
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"using the newest experiment: {tiny_ldm}" in res.stdout
+    assert (tmp_path / "sh" / "0000_a_man_is_whistling.wav").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--text", ""], "error: empty --text"),
+        (["--text", "hi", "--checkpoint_path", "/nonexistent/exp"], "error: --checkpoint_path /nonexistent/exp does not exist"),
+        (["--text", "hi", "--sampler", "warp"], "error: unknown sampler 'warp'"),
+        (["--text", "hi", "--duration", "1000"], "error: --duration 1000.0 must be in"),
+        (["--text", "hi", "--vocoder", "hifigan"], "error: --vocoder hifigan needs --vocoder_path"),
+        (["--text", "hi", "--vocoder", "hifigan", "--vocoder_path", "/nowhere"], "error: --vocoder_path /nowhere: no HiFi-GAN folder"),
+    ],
+)
+def test_bad_input_is_one_line(tiny_ldm, args, message):
+    cmd = [sys.executable, "bins/tta/inference.py", *args]
+    if "--checkpoint_path" not in args:
+        cmd += ["--checkpoint_path", str(tiny_ldm)]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 2
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(message), res.stderr
+
+
+def test_griffinlim_reconstructs_a_known_signal():
+    cfg = MelConfig(segment_seconds=1.0, target_frames=100)
+    front = MelFrontEnd(cfg)
+    t = torch.arange(16000) / 16000
+    wav = 0.5 * torch.sin(2 * math.pi * 440 * t) * (1 + 0.5 * torch.sin(2 * math.pi * 3 * t))
+    mel = front(wav)[None, :, :100]
+    rec = GriffinLim(cfg)(mel)
+    assert rec.shape == (1, 100 * 160)
+    again = front(rec[0])[None, :, :100]
+    assert mel_metrics(mel[:, :, 2:-2], again[:, :, 2:-2])["lsd_db"] < 6.0
+    spectrum = np.abs(np.fft.rfft(rec[0].numpy()))
+    assert abs(np.fft.rfftfreq(len(rec[0]), 1 / 16000)[spectrum.argmax()] - 440) < 10
+
+
+def test_hifigan_loads_from_a_saved_folder(tmp_path):
+    cfg = MelConfig()
+    small = HiFiGANConfig([5, 4, 2, 2, 2], [10, 8, 4, 4, 4], 32, [3], [[1, 3]])
+    build_generator(small, cfg).save_pretrained(str(tmp_path / "vocoder"))
+    voc = load_vocoder("hifigan", str(tmp_path), cfg)
+    assert isinstance(voc.generator, SpeechT5HifiGan)
+    assert voc(torch.randn(2, 64, 50)).shape == (2, 50 * 160)
+    with pytest.raises(UserError, match="vocoder takes 64 mels at 16000 Hz with hop 160, but the model makes 80 mels"):
+        load_vocoder("hifigan", str(tmp_path / "vocoder"), MelConfig(n_mels=80))
+    with pytest.raises(UserError, match="multiply to 80"):
+        build_generator(HiFiGANConfig([5, 4, 2, 2], [10, 8, 4, 4], 32, [3], [[1, 3]]), cfg)
