@@ -48,25 +48,9 @@ def tiny_vae(tiny_synthcaps, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_t5(tmp_path_factory) -> Path:
     """A small T5 encoder + a Unigram tokenizer trained on real AudioCaps captions, saved as a normal HF folder."""
-    import csv
+    from utils.standins import save_standin_t5
 
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
-
-    with (AUDIOCAPS_TABLES / "train.csv").open(newline="") as f:
-        captions = [row["caption"] for _, row in zip(range(3000), csv.DictReader(f))]
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(captions, trainers.UnigramTrainer(vocab_size=300, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"))
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))])
-    folder = tmp_path_factory.mktemp("tiny_t5")
-    T5TokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0).save_pretrained(str(folder))
-    torch.manual_seed(0)
-    config = T5Config(vocab_size=tok.get_vocab_size(), d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16, decoder_start_token_id=0)
-    T5EncoderModel(config).save_pretrained(str(folder))
-    return folder
+    return save_standin_t5(tmp_path_factory.mktemp("tiny_t5"), AUDIOCAPS_TABLES / "train.csv")
 
 
 @pytest.fixture(scope="session")

@@ -127,3 +127,31 @@ def test_cli_exports_a_self_contained_model(tiny_synthcaps, tiny_vae, tiny_t5, t
     for sub in ("unet", "vae", "text_encoder"):
         assert (export / sub / "config.json").exists()
     assert list((out / "ldm" / "logs").iterdir())
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    from dataclasses import replace
+
+    from models.tta.audioldm.model import UNetConfig, build_unet
+
+    cfg = UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False)
+    torch.manual_seed(0)
+    plain = build_unet(cfg, 4)
+    ckpt = build_unet(replace(cfg, gradient_checkpointing=True), 4)
+    ckpt.load_state_dict(plain.state_dict())
+    assert ckpt.is_gradient_checkpointing and not plain.is_gradient_checkpointing
+    z, t, emb = torch.randn(2, 4, 8, 16), torch.tensor([10, 900]), torch.randn(2, 5, 32)
+    for m in (plain, ckpt):
+        m.train()
+        m(z, t, encoder_hidden_states=emb).sample.pow(2).mean().backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_attention_uses_scaled_dot_product_attention(tiny_t5):
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from models.tta.audioldm.model import UNetConfig, build_unet
+
+    unet = build_unet(UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False), 4)
+    assert {type(p) for p in unet.attn_processors.values()} == {AttnProcessor2_0}

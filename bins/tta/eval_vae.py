@@ -38,11 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     vae.eval()
     data = meta["config"]["data"]
     ds = MelDataset(args.processed_dir or data["processed_dir"], args.datasets or data["datasets"], args.split, mel_cfg)
-    uids, idx = set(), []
-    for i, row in enumerate(ds.rows):  # one evaluation per clip, not per caption
-        if row["Uid"] not in uids:
-            uids.add(row["Uid"])
-            idx.append(i)
+    idx = ds.clip_indices()
     idx = idx[: args.limit] if args.limit else idx
     sums: dict[str, float] = {}
     with torch.no_grad():

@@ -57,6 +57,13 @@ class MelDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def clip_indices(self) -> list[int]:
+        """The first row of every distinct clip (AudioCaps val/test have one row per caption)."""
+        first: dict[str, int] = {}
+        for i, row in enumerate(self.rows):
+            first.setdefault(row["Uid"], i)
+        return list(first.values())
+
     def load_mel(self, i: int) -> np.ndarray:
         path = self.mel_paths[i]
         if not path.exists():

@@ -10,6 +10,7 @@ encoded once per prompt, not per step; VAE decoding and the vocoder run once on 
 from __future__ import annotations
 
 import inspect
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ class TTAOutput:
     wav: torch.Tensor  # [B, samples]
     mel: torch.Tensor  # [B, n_mels, frames]
     prompts: list[str]
-    seconds: float
+    seconds: float  # audio length per clip
+    timings: dict[str, float]  # wall seconds of text encoding, diffusion, VAE decoding, vocoder
 
 
 def check_duration(seconds: float) -> None:
@@ -142,6 +144,8 @@ class TTAPipeline:
         device = self.device
 
         # 1. text, once per prompt; CFG batch = [unconditional | conditional]
+        clock = time.perf_counter()
+        timings: dict[str, float] = {}
         cond = self.text.encode(prompts)
         use_cfg = guidance != 1.0
         if use_cfg:
@@ -150,6 +154,8 @@ class TTAPipeline:
         else:
             emb, mask = cond
         emb, mask = emb.to(device, self.unet.dtype), mask.to(device)
+
+        timings["text"] = time.perf_counter() - clock
 
         # 2. reverse diffusion from z_T ~ N(0, sigma_max^2 I); noise drawn on CPU so seeds match across devices
         gen = torch.Generator().manual_seed(seed)
@@ -165,7 +171,12 @@ class TTAPipeline:
             pred = self.predict(sched.scale_model_input(z, t), t, emb, mask, guidance if use_cfg else None)
             z = sched.step(pred, t, z, **step_kwargs).prev_sample
 
+        timings["diffusion"] = time.perf_counter() - clock - timings["text"]
+
         # 3. decode latents -> log-mel [B, n_mels, frames] -> waveform
         mel = self.vae.decode(z.to(self.vae.dtype) / self.vae.config.scaling_factor).sample[:, 0]
+        timings["vae_decode"] = time.perf_counter() - clock - sum(timings.values())
         wav = self.vocoder(mel)
-        return TTAOutput(wav=wav.float().cpu(), mel=mel.float().cpu(), prompts=prompts, seconds=frames * self.mel_cfg.hop_length / self.mel_cfg.sample_rate)
+        timings["vocoder"] = time.perf_counter() - clock - sum(timings.values())
+        seconds = frames * self.mel_cfg.hop_length / self.mel_cfg.sample_rate
+        return TTAOutput(wav=wav.float().cpu(), mel=mel.float().cpu(), prompts=prompts, seconds=seconds, timings=timings)

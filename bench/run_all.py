@@ -1,0 +1,250 @@
+"""One benchmark command, one table: training throughput, sampling speed, memory and arithmetic efficiency.
+
+  python bench/run_all.py                 # demo and full (AudioCaps / Amphion) sizes, CPU
+  python bench/run_all.py --sizes demo    # quick
+  python bench/run_all.py --cases vae ldm --sizes full
+
+Every case runs in a fresh process (its peak RSS is that case's peak memory) on a small generated
+SynthCaps corpus at the size's clip length, through the real trainer, tasks and pipeline. Rows marked
+"est." extrapolate a measured per-step time to the full step count (e.g. DDIM 200 at full size on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SIZES = {
+    "demo": {"audio": ["audio.segment_seconds=2.56", "audio.target_frames=256"], "vae": "egs/tta/autoencoderkl/exp_config_synthcaps.json",
+             "ldm": "egs/tta/audioldm/exp_config_synthcaps.json", "hifigan": "egs/tta/hifigan/exp_config_synthcaps.json", "batch": 16, "steps": 4},
+    "full": {"audio": ["audio.segment_seconds=10.24", "audio.target_frames=1024"], "vae": "egs/tta/autoencoderkl/exp_config.json",
+             "ldm": "egs/tta/audioldm/exp_config.json", "hifigan": "egs/tta/hifigan/exp_config.json", "batch": 2, "steps": 2},
+}
+CASES = ("prepare", "matmul", "vae", "ldm", "sample", "hifigan")
+
+
+def row(case: str, size: str, setting: str, value: float, unit: str) -> dict:
+    return {"case": case, "size": size, "setting": setting, "value": value, "unit": unit}
+
+
+def timed(fn, steps: int) -> float:
+    """Seconds per call after one warm-up call."""
+    fn(0)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        fn(i + 1)
+    return (time.perf_counter() - t0) / steps
+
+
+def corpus(work: Path, size: str, clips: int = 24) -> Path:
+    from bins.tta.preprocess import main as prepare
+
+    out = work / f"data_{size}"
+    if not (out / "SynthCaps" / "train.json").exists():
+        sets = [f"--set={s}" for s in SIZES[size]["audio"] + [f"preprocess.synthcaps_clips={clips}", "preprocess.num_workers=1"]]
+        prepare(["--dataset", "SynthCaps", "--processed_dir", str(out), *sets])
+    return out
+
+
+def common_sets(work: Path, size: str, batch: int) -> list[str]:
+    return [*SIZES[size]["audio"], f"data.processed_dir={corpus(work, size)}", 'data.datasets=["SynthCaps"]',
+            f"output_dir={work / ('ckpts_' + size)}", f"train.batch_size={batch}", "train.mixed_precision=no"]
+
+
+def vae_export(work: Path, size: str) -> Path:
+    from models.base.trainer import Trainer
+    from models.tta.autoencoderkl.task import AutoencoderKLTask
+    from utils.config import load_config
+
+    exp = work / f"ckpts_{size}" / "vae"
+    if not (exp / "export" / "tta_artifact.json").exists():
+        cfg, res = load_config(SIZES[size]["vae"], AutoencoderKLTask.Config, common_sets(work, size, 2) + ["train.max_steps=0", "model.scale_batches=1"])
+        Trainer(AutoencoderKLTask, cfg, res, "vae").run()
+    return exp
+
+
+def full_size_t5(work: Path) -> Path:
+    """A randomly initialised encoder with t5-base's dimensions (768-d, 12 layers) standing in for t5-base."""
+    from utils.standins import save_standin_t5
+
+    folder = work / "t5_base_shape"
+    if not (folder / "config.json").exists():
+        save_standin_t5(folder, ROOT.parent / "shared/data/audiocaps/train.csv", vocab_size=1000, d_model=768, d_ff=3072,
+                        num_layers=12, num_heads=12, d_kv=64)
+    return folder
+
+
+def ldm_sets(work: Path, size: str) -> list[str]:
+    sets = common_sets(work, size, SIZES[size]["batch"]) + [f"model.autoencoder_path={vae_export(work, size)}", "model.valid_samples=0"]
+    if size == "full":
+        sets += [f"text_encoder.name_or_path={full_size_t5(work)}", "text_encoder.max_length=16"]
+    return sets
+
+
+# ---- cases ---------------------------------------------------------------------------------------
+
+def case_prepare(work: Path, size: str) -> list[dict]:
+    from bins.tta.preprocess import main as prepare
+
+    rows = []
+    for workers in (1, 2):
+        out = work / f"prep_{size}_{workers}"
+        sets = [f"--set={s}" for s in SIZES[size]["audio"] + ["preprocess.synthcaps_clips=120", f"preprocess.num_workers={workers}"]]
+        t0 = time.perf_counter()
+        prepare(["--dataset", "SynthCaps", "--processed_dir", str(out), *sets])
+        rows.append(row("prepare SynthCaps", size, f"{workers} worker(s)", 120 / (time.perf_counter() - t0), "clips/s"))
+    return rows
+
+
+def case_matmul(work: Path, size: str) -> list[dict]:
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    sec = timed(lambda i: a @ b, 10)
+    return [row("matmul fp32 2048^2 (ceiling)", "-", f"{torch.get_num_threads()} threads", 2 * 2048**3 / sec / 1e9, "GFLOP/s")]
+
+
+def case_vae(work: Path, size: str) -> list[dict]:
+    from models.base.trainer import Trainer
+    from models.tta.autoencoderkl.task import AutoencoderKLTask
+    from utils.config import load_config
+
+    batch_size, steps = SIZES[size]["batch"], SIZES[size]["steps"]
+    cfg, res = load_config(SIZES[size]["vae"], AutoencoderKLTask.Config, common_sets(work, size, batch_size) + ["loss.disc_start=0"])
+    trainer = Trainer(AutoencoderKLTask, cfg, res, "bench_vae")
+    batch = next(iter(trainer.train_dl))
+    sec = timed(lambda i: trainer.task.train_step(batch, 10 + i), steps)
+    return [row("VAE train step (D+G)", size, f"batch {batch_size}", sec, "s/step"),
+            row("VAE train step (D+G)", size, f"batch {batch_size}", batch_size / sec, "samples/s")]
+
+
+def case_ldm(work: Path, size: str) -> list[dict]:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from models.base.trainer import Trainer
+    from models.tta.audioldm.task import AudioLDMTask
+    from utils.config import load_config
+
+    batch_size, steps = SIZES[size]["batch"], SIZES[size]["steps"]
+    rows = []
+    for cached in (True, False):
+        cfg, res = load_config(SIZES[size]["ldm"], AudioLDMTask.Config, ldm_sets(work, size) + [f"model.cache_latents={str(cached).lower()}"])
+        trainer = Trainer(AudioLDMTask, cfg, res, f"bench_ldm_{cached}")
+        task, batch = trainer.task, next(iter(trainer.train_dl))
+
+        def step(i: int) -> None:
+            if not cached:
+                task.text._cache.clear()  # no caption-embedding cache either
+            task.train_step(batch, i)
+
+        sec = timed(step, steps)
+        label = "latents+text cached" if cached else "VAE+text encoder every step"
+        rows += [row("LDM train step", size, f"batch {batch_size}, {label}", sec, "s/step"),
+                 row("LDM train step", size, f"batch {batch_size}, {label}", batch_size / sec, "samples/s")]
+        if cached:
+            with FlopCounterMode(display=False) as counter:
+                task.train_step(batch, 99)
+            rows.append(row("LDM train step achieved", size, "U-Net fwd+bwd FLOPs / step time", counter.get_total_flops() / sec / 1e9, "GFLOP/s"))
+    return rows
+
+
+def case_sample(work: Path, size: str) -> list[dict]:
+    from models.base.trainer import Trainer
+    from models.tta.audioldm.pipeline import TTAPipeline
+    from models.tta.audioldm.task import AudioLDMTask
+    from utils.config import load_config
+
+    cfg, res = load_config(SIZES[size]["ldm"], AudioLDMTask.Config, ldm_sets(work, size) + ["train.max_steps=0"])
+    exp = Trainer(AudioLDMTask, cfg, res, "bench_sampler").run().parent
+    pipe = TTAPipeline.from_experiment(exp)
+    rows = []
+    settings = [("ddim", 200), ("dpm++", 25), ("dpm++", 10)]
+    for sampler, steps in settings:
+        run_steps = steps if size == "demo" or steps <= 10 else 3
+        pipe(["A dog barks"], sampler=sampler, num_steps=2, duration=10.24)  # warm-up
+        out = pipe(["A dog barks"], sampler=sampler, num_steps=run_steps, duration=10.24, seed=0)
+        t = dict(out.timings)
+        t["diffusion"] *= steps / run_steps
+        total = sum(t.values())
+        est = "" if run_steps == steps else " (est.)"
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in t.items())
+        rows.append(row("generate 10.24 s", size, f"{sampler} {steps} steps, CFG, Griffin-Lim: {parts}{est}", total, "s"))
+        rows.append(row("real-time factor", size, f"{sampler} {steps} steps{est}", total / out.seconds, "x (lower is faster)"))
+    return rows
+
+
+def case_hifigan(work: Path, size: str) -> list[dict]:
+    from models.base.trainer import Trainer
+    from models.vocoder.task import HiFiGANTask
+    from utils.config import load_config
+
+    batch_size, steps = SIZES[size]["batch"], SIZES[size]["steps"]
+    cfg, res = load_config(SIZES[size]["hifigan"], HiFiGANTask.Config, common_sets(work, size, batch_size) + ["loss.disc_start=0"])
+    trainer = Trainer(HiFiGANTask, cfg, res, "bench_hifigan")
+    batch = next(iter(trainer.train_dl))
+    sec = timed(lambda i: trainer.task.train_step(batch, 10 + i), steps)
+    seg = cfg.segment_frames * cfg.audio.hop_length / cfg.audio.sample_rate
+    return [row("HiFi-GAN train step (D+G)", size, f"batch {batch_size} x {seg:.2f} s", batch_size / sec, "samples/s")]
+
+
+# ---- driver --------------------------------------------------------------------------------------
+
+def worker(case: str, size: str, work: Path) -> None:
+    import torch
+
+    from utils.cli import quiet_libraries
+
+    quiet_libraries()
+    torch.manual_seed(0)
+    rows = globals()[f"case_{case}"](work, size)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for r in rows:
+        r["peak_rss_mb"] = peak
+    print("BENCH_ROWS " + json.dumps(rows), flush=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", nargs="+", default=["demo", "full"], choices=list(SIZES))
+    p.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    p.add_argument("--workdir", type=Path, help="keep generated data/models here (default: a temp folder)")
+    p.add_argument("--json", type=Path, help="also write the rows as JSON")
+    p.add_argument("--worker", nargs=2, metavar=("CASE", "SIZE"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="tta_bench_"))
+    if args.worker:
+        worker(args.worker[0], args.worker[1], work)
+        return 0
+    rows = []
+    for case in args.cases:
+        for size in (["-"] if case == "matmul" else args.sizes):
+            print(f"running {case} ({size}) ...", file=sys.stderr, flush=True)
+            res = subprocess.run([sys.executable, __file__, "--worker", case, size if size != "-" else "demo", "--workdir", str(work)],
+                                 capture_output=True, text=True)
+            lines = [l for l in res.stdout.splitlines() if l.startswith("BENCH_ROWS ")]
+            if res.returncode != 0 or not lines:
+                print(f"  failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}", file=sys.stderr)
+                continue
+            rows += json.loads(lines[-1][len("BENCH_ROWS "):])
+    print(f"\n{'case':<30}{'size':<6}{'setting':<72}{'value':>10}  {'unit':<20}{'peak RSS MB':>12}")
+    for r in rows:
+        print(f"{r['case']:<30}{r['size']:<6}{r['setting'][:71]:<72}{r['value']:>10.3f}  {r['unit']:<20}{r['peak_rss_mb']:>12.0f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+BINS = sorted(p.name for p in (REPO / "bins" / "tta").glob("*.py") if p.name != "__init__.py")
+
+
+@pytest.mark.parametrize("script", BINS)
+def test_every_entry_point_has_help(script):
+    res = subprocess.run([sys.executable, f"bins/tta/{script}", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("usage:") and len(res.stdout.splitlines()) > 3
+
+
+@pytest.mark.parametrize("recipe", ["prepare/run_prepare.sh", "autoencoderkl/run_train.sh", "audioldm/run_train.sh", "hifigan/run_train.sh"])
+def test_recipes_run_under_sh(recipe):
+    res = subprocess.run(["sh", f"egs/tta/{recipe}", "--help"], cwd=REPO, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable})
+    assert res.returncode == 0, res.stderr
+    assert "usage:" in res.stdout
+    assert Path(REPO / "egs/tta" / recipe).read_text().startswith("#!/usr/bin/env bash")

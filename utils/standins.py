@@ -1,0 +1,40 @@
+"""Local stand-ins for models users download (tests and benchmarks run offline).
+
+`save_standin_t5(folder, ...)` writes a randomly initialised T5 encoder plus a Unigram tokenizer trained on
+real AudioCaps captions as an ordinary Hugging Face folder, loaded back through exactly the same
+`from_pretrained` code as a real T5 (no mocks). Tokenizers are built with the `tokenizers` library and
+wrapped in T5TokenizerFast, because transformers 5.x's slow T5Tokenizer(vocab_file=...) can silently
+produce a 4-token vocabulary.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+
+def save_standin_t5(
+    folder: str | Path, captions_csv: str | Path, vocab_size: int = 300, d_model: int = 32, d_ff: int = 64,
+    num_layers: int = 2, num_heads: int = 2, d_kv: int = 16, max_captions: int = 3000, seed: int = 0,
+) -> Path:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
+
+    with Path(captions_csv).open(newline="", encoding="utf-8") as f:
+        captions = [row["caption"] for _, row in zip(range(max_captions), csv.DictReader(f))]
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
+    tok.train_from_iterator(captions, trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))])
+    folder = Path(folder)
+    T5TokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0).save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    config = T5Config(vocab_size=tok.get_vocab_size(), d_model=d_model, d_ff=d_ff, num_layers=num_layers,
+                      num_heads=num_heads, d_kv=d_kv, decoder_start_token_id=0)
+    T5EncoderModel(config).save_pretrained(str(folder))
+    return folder
