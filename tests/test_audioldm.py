@@ -66,12 +66,14 @@ def test_cfg_dropout_rate_and_null_rows(tiny_synthcaps, tiny_vae, tiny_t5, tmp_p
     torch.testing.assert_close(emb0, ref)
 
 
-def test_training_lowers_loss_on_a_fixed_batch(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
-    cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "train.learning_rate=3e-3")
-    trainer = Trainer(AudioLDMTask, cfg, resolved, "overfit")
+@pytest.mark.parametrize("prediction, ratio", [("epsilon", 0.6), ("v_prediction", 0.9)])
+def test_training_lowers_loss_on_a_fixed_batch(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path, prediction, ratio):
+    # v targets at high noise levels are x0 itself, which a few steps cannot memorise: a smaller drop is expected
+    sets = [*t5_sets(tiny_t5), "train.learning_rate=3e-3", f"model.noise_scheduler.prediction_type={prediction}"]
+    trainer = Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *sets), f"overfit_{prediction}")
     batch = next(iter(trainer.train_dl))
-    losses = [trainer.task.train_step(batch, 0)["loss"].item() for _ in range(25)]  # same noise and t each time
-    assert losses[-1] < 0.5 * losses[0]
+    losses = [trainer.task.train_step(batch, 0)["loss"].item() for _ in range(30)]  # same noise and t each time
+    assert losses[-1] < ratio * losses[0]
 
 
 def test_latent_cache_equals_on_the_fly(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):

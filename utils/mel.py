@@ -99,14 +99,17 @@ class MelFrontEnd(nn.Module):
         )
         return spec.abs()
 
-    def forward(self, wav: torch.Tensor, normalize: bool | None = None) -> torch.Tensor:
+    def forward(self, wav: torch.Tensor, normalize: bool | None = None, soft_floor: bool = False) -> torch.Tensor:
+        """`soft_floor` uses log(x + clamp) instead of log(clamp(x)): the same values above the floor, but a
+        gradient below it too (a vocoder's loss on near-silent early outputs)."""
         squeeze = wav.dim() == 1
         wav = wav.unsqueeze(0) if squeeze else wav
         wav = wav.float()
         if self.cfg.normalize_wav if normalize is None else normalize:
             wav = normalize_waveform(wav)
         mel = torch.matmul(self.mel_basis, self.magnitude(wav))
-        logmel = torch.log(torch.clamp(mel, min=self.cfg.log_clamp))
+        floor = self.cfg.log_clamp
+        logmel = torch.log(mel + floor) if soft_floor else torch.log(torch.clamp(mel, min=floor))
         return logmel[0] if squeeze else logmel
 
 

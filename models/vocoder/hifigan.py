@@ -7,9 +7,9 @@ so do generators we train (`sh egs/tta/hifigan/run_train.sh`), which are saved i
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from pathlib import Path
 
-import math
 import torch
 from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
@@ -27,6 +27,8 @@ class HiFiGANConfig:
 
 
 def build_generator(cfg: HiFiGANConfig, mel_cfg: MelConfig) -> SpeechT5HifiGan:
+    if cfg.upsample_initial_channel < 2 ** len(cfg.upsample_rates):
+        raise UserError(f"model.upsample_initial_channel={cfg.upsample_initial_channel} must be at least 2^{len(cfg.upsample_rates)}: each upsampling stage halves it")
     if math.prod(cfg.upsample_rates) != mel_cfg.hop_length:
         raise UserError(f"model.upsample_rates {cfg.upsample_rates} multiply to {math.prod(cfg.upsample_rates)}, not audio.hop_length={mel_cfg.hop_length}")
     config = SpeechT5HifiGanConfig(
@@ -47,7 +49,13 @@ class HiFiGANVocoder:
     @torch.no_grad()
     def __call__(self, logmel: torch.Tensor) -> torch.Tensor:
         p = next(self.generator.parameters())
-        return self.generator(logmel.transpose(1, 2).to(p.device, p.dtype)).float()
+        wav = self.generator(logmel.transpose(1, 2).to(p.device, p.dtype)).float()
+        return fit_length(wav, logmel.shape[-1] * math.prod(self.generator.config.upsample_rates))
+
+
+def fit_length(wav: torch.Tensor, n: int) -> torch.Tensor:
+    """Transposed convs with odd (kernel - stride) add a few samples (AudioLDM's layout too): crop/pad to n."""
+    return wav[..., :n] if wav.shape[-1] >= n else torch.nn.functional.pad(wav, (0, n - wav.shape[-1]))
 
 
 def check_generator(gen: SpeechT5HifiGan, mel_cfg: MelConfig, where: str) -> None:
@@ -64,7 +72,7 @@ def load_hifigan(path: str | Path, mel_cfg: MelConfig, device: str = "cpu") -> H
     """A SpeechT5HifiGan folder (AudioLDM's `vocoder/`, or our export's `vocoder/`), or an experiment folder."""
     path = Path(path)
     for cand in (path, path / "vocoder", path / "export" / "vocoder"):
-        if (cand / "config.json").is_file():
+        if (cand / "config.json").is_file() and any((cand / w).is_file() for w in ("model.safetensors", "pytorch_model.bin")):
             gen = SpeechT5HifiGan.from_pretrained(str(cand)).to(device)
             check_generator(gen, mel_cfg, str(cand))
             return HiFiGANVocoder(gen)

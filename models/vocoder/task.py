@@ -18,11 +18,11 @@ from torch.utils.data import Dataset
 from models.base.artifact import write_artifact
 from models.base.task import Task
 from models.tta.data import MelDataset
-from models.vocoder.hifigan import HiFiGANConfig, build_generator
+from models.vocoder.hifigan import HiFiGANConfig, build_generator, fit_length
 from modules.gan_losses import gan_active, lsgan_d_loss, lsgan_g_loss
 from modules.hifigan_discriminators import HiFiGANDiscriminator, feature_matching_loss
 from utils.audio import load_audio
-from utils.mel import MelFrontEnd
+from utils.mel import MelFrontEnd, normalize_waveform
 from utils.schema import BaseConfig
 
 STAGE = "hifigan"
@@ -44,11 +44,13 @@ class HiFiGANTrainConfig(BaseConfig):
 
 
 class WavSegments(Dataset):
-    """Random segments of `segment_frames * hop` samples from the prepared clips (seeded by epoch and index)."""
+    """Random segments of `segment_frames * hop` samples from the prepared clips (seeded by epoch and index),
+    at the level the mel front-end analyses them (normalised per clip when audio.normalize_wav is on)."""
 
     def __init__(self, base: MelDataset, segment_samples: int, seed: int) -> None:
         self.wavs = list(dict.fromkeys(p.parent.parent / "wav" / f"{p.stem}.wav" for p in base.mel_paths))
         self.sr, self.n, self.seed = base.mel_cfg.sample_rate, segment_samples, seed
+        self.normalize = base.mel_cfg.normalize_wav
 
     def __len__(self) -> int:
         return len(self.wavs)
@@ -56,6 +58,8 @@ class WavSegments(Dataset):
     def __getitem__(self, index: int) -> dict:
         epoch, i = divmod(index, len(self.wavs))
         wav = load_audio(self.wavs[i], self.sr)
+        if self.normalize:  # the whole clip, as preparation does before its mel: segments keep the clip's level
+            wav = normalize_waveform(torch.from_numpy(wav)).numpy()
         start = int(np.random.default_rng((self.seed, epoch, i)).integers(0, max(1, len(wav) - self.n)))
         seg = np.pad(wav[start : start + self.n], (0, max(0, self.n - len(wav[start:]))))
         return {"wav": torch.from_numpy(seg), "uid": self.wavs[i].stem}
@@ -84,19 +88,23 @@ class HiFiGANTask(Task):
         n = self.cfg.segment_frames * self.cfg.audio.hop_length
         return WavSegments(mel_train, n, self.cfg.seed), WavSegments(mel_valid, n, self.cfg.seed)
 
-    def mel(self, wav: torch.Tensor) -> torch.Tensor:
-        """[B, N] -> [B, n_mels, N / hop] with the shared front-end (no re-normalisation: targets keep their level)."""
+    def input_mel(self, wav: torch.Tensor) -> torch.Tensor:
+        """[B, N] -> [B, n_mels, N / hop]: exactly the features the VAE produces at inference (the generator's input).
+        No re-normalisation, so targets keep their level."""
         return self.front(wav, normalize=False)[..., : wav.shape[-1] // self.cfg.audio.hop_length]
 
-    def _generate(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mel = self.mel(wav)
-        fake = self.modules["g"](mel.transpose(1, 2))  # SpeechT5HifiGan takes [B, frames, n_mels]
-        return mel, fake[..., : wav.shape[-1]]
+    def loss_mel(self, wav: torch.Tensor) -> torch.Tensor:
+        """As input_mel with a soft floor: a freshly initialised generator's near-silent output still gets a gradient."""
+        return self.front(wav, normalize=False, soft_floor=True)[..., : wav.shape[-1] // self.cfg.audio.hop_length]
+
+    def _generate(self, wav: torch.Tensor) -> torch.Tensor:
+        fake = self.modules["g"](self.input_mel(wav).transpose(1, 2))  # SpeechT5HifiGan takes [B, frames, n_mels]
+        return fit_length(fake, wav.shape[-1])
 
     def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         w = self.cfg.loss.weights
         real = batch["wav"]
-        mel, fake = self._generate(real)
+        fake = self._generate(real)
         gan_on = gan_active(step, self.cfg.loss.disc_start)
         out = {}
         # 1. discriminators: LSGAN on (real, detached fake)
@@ -107,7 +115,7 @@ class HiFiGANTask(Task):
             self.optim_step("d", d_loss)
             out["d_loss"] = d_loss.detach()
         # 2. generator: mel L1 + feature matching + adversarial
-        terms = {"mel": F.l1_loss(self.mel(fake), mel)}
+        terms = {"mel": F.l1_loss(self.loss_mel(fake), self.loss_mel(real))}
         if gan_on:
             disc = self.unwrap("d")
             disc.requires_grad_(False)  # G's step must leave D's gradients alone
@@ -122,14 +130,15 @@ class HiFiGANTask(Task):
         return {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}, **out}
 
     def valid_step(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        mel, fake = self._generate(batch["wav"])
-        return {"loss": F.l1_loss(self.mel(fake), mel)}
+        return {"loss": F.l1_loss(self.loss_mel(self._generate(batch["wav"])), self.loss_mel(batch["wav"]))}
 
     def log_samples(self, batch: dict, writer, step: int) -> None:
         from utils.plot import mel_figure
 
-        mel, fake = self._generate(batch["wav"][:1])
-        writer.add_figure("mel/input_vs_vocoded", mel_figure([mel[0].cpu().numpy(), self.mel(fake)[0].cpu().numpy()], ["input", "vocoded"]), step)
+        real = batch["wav"][:1]
+        fake = self._generate(real)
+        mels = [self.input_mel(real)[0].cpu().numpy(), self.input_mel(fake)[0].cpu().numpy()]
+        writer.add_figure("mel/input_vs_vocoded", mel_figure(mels, ["input", "vocoded"]), step)
         writer.add_audio("audio/vocoded", fake[0].clamp(-1, 1).cpu(), step, sample_rate=self.cfg.audio.sample_rate)
 
     def export(self, out_dir: Path, resolved_config: dict) -> None:
