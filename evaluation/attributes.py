@@ -51,7 +51,11 @@ class AttributeAnalyser:
 
     def features(self, wav: np.ndarray | torch.Tensor) -> Features:
         wav = torch.as_tensor(np.asarray(wav, dtype=np.float32))
-        logmel = self.front(wav).numpy().astype(np.float64)  # [n_mels, T]
+        return self.mel_features(self.front(wav).numpy())
+
+    def mel_features(self, logmel: np.ndarray) -> Features:
+        """Features of a log-mel [n_mels, T] of the shared front-end."""
+        logmel = logmel.astype(np.float64)
         power = np.exp(2 * logmel)
         energy_db = 10 * np.log10(power.sum(axis=0) + 1e-12)
         active = energy_db > energy_db.max() - 25

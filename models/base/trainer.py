@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +151,9 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         for m in self.task.modules.values():
             m.eval()
-        ctx = self._ema_weights()
         totals: dict[str, float] = {}
         n = 0
-        with ctx:
+        with self._ema_weights():
             for i, batch in enumerate(self.valid_dl):
                 if i >= self.cfg.train.valid_batches:
                     break
@@ -166,22 +167,19 @@ class Trainer:
             m.train()
         return {k: v / max(n, 1) for k, v in totals.items()}
 
-    def _ema_weights(self):
-        """Context: swap EMA weights in for validation/sampling, restore after."""
-        ema, module = self.ema, self.task.ema_module
-
-        class _Swap:
-            def __enter__(s):  # noqa: N805
-                if ema is not None:
-                    params = list(self.task.unwrap(module).parameters())
-                    ema.store(params)
-                    ema.copy_to(params)
-
-            def __exit__(s, *exc):  # noqa: N805
-                if ema is not None:
-                    ema.restore(list(self.task.unwrap(module).parameters()))
-
-        return _Swap()
+    @contextmanager
+    def _ema_weights(self) -> Iterator[None]:
+        """Swap the EMA weights in (validation, samples, export) and restore the training weights after."""
+        if self.ema is None:
+            yield
+            return
+        params = list(self.task.unwrap(self.task.ema_module).parameters())
+        self.ema.store(params)
+        self.ema.copy_to(params)
+        try:
+            yield
+        finally:
+            self.ema.restore(params)
 
     def _log(self, metrics: dict[str, float], prefix: str) -> None:
         if self.writer is None:
