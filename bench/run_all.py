@@ -31,7 +31,7 @@ SIZES = {
     "full": {"audio": ["audio.segment_seconds=10.24", "audio.target_frames=1024"], "vae": "egs/tta/autoencoderkl/exp_config.json",
              "ldm": "egs/tta/audioldm/exp_config.json", "hifigan": "egs/tta/hifigan/exp_config.json", "batch": 2, "steps": 2},
 }
-CASES = ("prepare", "matmul", "vae", "ldm", "sample", "hifigan")
+CASES = ("prepare", "matmul", "vae", "ldm", "ldm_options", "sample", "hifigan")
 
 
 def row(case: str, size: str, setting: str, value: float, unit: str) -> dict:
@@ -98,6 +98,8 @@ def case_prepare(work: Path, size: str) -> list[dict]:
     from bins.tta.preprocess import main as prepare
 
     rows = []
+    warm = [f"--set={s}" for s in SIZES[size]["audio"] + ["preprocess.synthcaps_clips=8", "preprocess.num_workers=1"]]
+    prepare(["--dataset", "SynthCaps", "--processed_dir", str(work / f"prep_{size}_warmup"), *warm])  # imports, JIT
     for workers in (1, 2):
         out = work / f"prep_{size}_{workers}"
         sets = [f"--set={s}" for s in SIZES[size]["audio"] + ["preprocess.synthcaps_clips=120", f"preprocess.num_workers={workers}"]]
@@ -160,6 +162,45 @@ def case_ldm(work: Path, size: str) -> list[dict]:
     return rows
 
 
+def case_ldm_options(work: Path, size: str) -> list[dict]:
+    """One U-Net training step (forward, backward, Adam) under each speed option, same weights and batch."""
+    import torch
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    from models.base.trainer import Trainer
+    from models.tta.audioldm.model import text_condition
+    from models.tta.audioldm.task import AudioLDMTask
+    from utils.config import load_config
+
+    batch_size, steps = SIZES[size]["batch"], SIZES[size]["steps"]
+    cfg, res = load_config(SIZES[size]["ldm"], AudioLDMTask.Config, ldm_sets(work, size) + ["model.cache_latents=true"])
+    task = Trainer(AudioLDMTask, cfg, res, "bench_ldm_options").task
+    unet = task.unwrap("unet")
+    opt = torch.optim.AdamW(unet.parameters(), lr=1e-5)
+    gen = torch.Generator().manual_seed(0)
+    shape = (batch_size, unet.config.in_channels, cfg.audio.n_mels // 4, cfg.audio.target_frames // 4)
+    z, t = torch.randn(shape, generator=gen), torch.randint(0, 1000, (batch_size,), generator=gen)
+    emb, mask = task.text.encode(["A dog barks and a man speaks"] * batch_size)
+    cond = text_condition(unet, emb, mask)
+
+    def step(_: int, channels_last: bool) -> None:
+        x = z.contiguous(memory_format=torch.channels_last) if channels_last else z
+        unet(x, t, **cond).sample.float().pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    rows = []
+    options = [("SDPA attention (default)", AttnProcessor2_0, False, False), ("classic attention (no SDPA)", AttnProcessor, False, False),
+               ("SDPA + channels_last", AttnProcessor2_0, True, False), ("SDPA + gradient checkpointing", AttnProcessor2_0, False, True)]
+    for label, proc, channels_last, ckpt in options:
+        unet.set_attn_processor(proc())
+        unet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        unet.enable_gradient_checkpointing() if ckpt else unet.disable_gradient_checkpointing()
+        sec = timed(lambda i: step(i, channels_last), steps)
+        rows.append(row("LDM U-Net step option", size, f"batch {batch_size}, {label}", sec, "s/step"))
+    return rows
+
+
 def case_sample(work: Path, size: str) -> list[dict]:
     from models.base.trainer import Trainer
     from models.tta.audioldm.pipeline import TTAPipeline
@@ -179,8 +220,8 @@ def case_sample(work: Path, size: str) -> list[dict]:
         t["diffusion"] *= steps / run_steps
         total = sum(t.values())
         est = "" if run_steps == steps else " (est.)"
-        parts = ", ".join(f"{k} {v:.2f}" for k, v in t.items())
-        rows.append(row("generate 10.24 s", size, f"{sampler} {steps} steps, CFG, Griffin-Lim: {parts}{est}", total, "s"))
+        parts = " + ".join(f"{k} {v:.2f}" for k, v in t.items())
+        rows.append(row("generate 10.24 s", size, f"{sampler} {steps}, CFG, GL: {parts}{est}", total, "s"))
         rows.append(row("real-time factor", size, f"{sampler} {steps} steps{est}", total / out.seconds, "x (lower is faster)"))
     return rows
 
@@ -238,9 +279,10 @@ def main() -> int:
                 print(f"  failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}", file=sys.stderr)
                 continue
             rows += json.loads(lines[-1][len("BENCH_ROWS "):])
-    print(f"\n{'case':<30}{'size':<6}{'setting':<72}{'value':>10}  {'unit':<20}{'peak RSS MB':>12}")
+    width = max([len(r["setting"]) for r in rows] + [7]) + 1
+    print(f"\n{'case':<30}{'size':<6}{'setting':<{width}}{'value':>10}  {'unit':<20}{'peak RSS MB':>12}")
     for r in rows:
-        print(f"{r['case']:<30}{r['size']:<6}{r['setting'][:71]:<72}{r['value']:>10.3f}  {r['unit']:<20}{r['peak_rss_mb']:>12.0f}")
+        print(f"{r['case']:<30}{r['size']:<6}{r['setting']:<{width}}{r['value']:>10.3f}  {r['unit']:<20}{r['peak_rss_mb']:>12.0f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

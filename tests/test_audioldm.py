@@ -157,3 +157,25 @@ def test_attention_uses_scaled_dot_product_attention(tiny_t5):
 
     unet = build_unet(UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False), 4)
     assert {type(p) for p in unet.attn_processors.values()} == {AttnProcessor2_0}
+
+
+def test_pooled_text_is_the_masked_mean_and_conditions_the_unet():
+    from models.tta.audioldm.model import UNetConfig, build_unet, text_condition
+
+    torch.manual_seed(0)
+    unet = build_unet(UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False, pooled_text=True), 4).eval()
+    emb = torch.randn(2, 5, 32)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    kwargs = text_condition(unet, emb, mask)
+    torch.testing.assert_close(kwargs["class_labels"][0], emb[0, :3].mean(0))
+    torch.testing.assert_close(kwargs["class_labels"][1], emb[1].mean(0))
+    # padding does not leak into the pooled vector; the pooled vector does change the output
+    emb2 = emb.clone()
+    emb2[0, 3:] = 100.0
+    assert torch.equal(text_condition(unet, emb2, mask)["class_labels"], kwargs["class_labels"])
+    z, t = torch.randn(2, 4, 8, 16), torch.tensor([10, 900])
+    with torch.no_grad():
+        base = unet(z, t, **kwargs).sample
+        shifted = unet(z, t, **{**kwargs, "class_labels": kwargs["class_labels"] + 1}).sample
+    assert not torch.allclose(base, shifted)
+    assert "class_labels" not in text_condition(build_unet(UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False), 4), emb, mask)

@@ -12,6 +12,7 @@ from transformers import SpeechT5HifiGan
 from bins.tta.inference import main as infer_main
 from conftest import AUDIOCAPS_TABLES, REPO
 from evaluation.mel_metrics import mel_metrics
+from models.tta.audioldm.model import text_condition
 from models.tta.audioldm.pipeline import SAMPLERS, TTAPipeline
 from models.vocoder import load_vocoder
 from models.vocoder.griffinlim import GriffinLim
@@ -44,8 +45,8 @@ def test_batched_cfg_equals_two_separate_passes(pipe):
     with torch.no_grad():
         batched = pipe.predict(z, t, emb, mask, guidance=3.0)
         n = emb.shape[0] // 2
-        e_u = pipe.unet(z, t, encoder_hidden_states=emb[:n], encoder_attention_mask=mask[:n]).sample
-        e_c = pipe.unet(z, t, encoder_hidden_states=emb[n:], encoder_attention_mask=mask[n:]).sample
+        e_u = pipe.unet(z, t, **text_condition(pipe.unet, emb[:n], mask[:n])).sample
+        e_c = pipe.unet(z, t, **text_condition(pipe.unet, emb[n:], mask[n:])).sample
     torch.testing.assert_close(batched, e_u + 3.0 * (e_c - e_u), atol=1e-5, rtol=1e-4)
 
 

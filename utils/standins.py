@@ -15,15 +15,10 @@ from pathlib import Path
 import torch
 
 
-def save_standin_t5(
-    folder: str | Path, captions_csv: str | Path, vocab_size: int = 300, d_model: int = 32, d_ff: int = 64,
-    num_layers: int = 2, num_heads: int = 2, d_kv: int = 16, max_captions: int = 3000, seed: int = 0,
-) -> Path:
+def caption_tokenizer(captions: list[str], vocab_size: int):
+    """A `tokenizers` Unigram tokenizer trained on `captions` (specials <pad>, </s>, <unk>; appends </s>)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
 
-    with Path(captions_csv).open(newline="", encoding="utf-8") as f:
-        captions = [row["caption"] for _, row in zip(range(max_captions), csv.DictReader(f))]
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
@@ -31,6 +26,18 @@ def save_standin_t5(
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
     tok.train_from_iterator(captions, trainer)
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))])
+    return tok
+
+
+def save_standin_t5(
+    folder: str | Path, captions_csv: str | Path, vocab_size: int = 300, d_model: int = 32, d_ff: int = 64,
+    num_layers: int = 2, num_heads: int = 2, d_kv: int = 16, max_captions: int = 3000, seed: int = 0,
+) -> Path:
+    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
+
+    with Path(captions_csv).open(newline="", encoding="utf-8") as f:
+        captions = [row["caption"] for _, row in zip(range(max_captions), csv.DictReader(f))]
+    tok = caption_tokenizer(captions, vocab_size)
     folder = Path(folder)
     T5TokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0).save_pretrained(str(folder))
     torch.manual_seed(seed)

@@ -6,8 +6,11 @@ DIR is an inference output folder (prompts.jsonl + wavs). Reports, as JSON (<DIR
   - text adherence (SynthCaps rows carry attributes): per-attribute accuracy of the DSP analyser on the
     generated clips against the prompt's attributes, with chance level, and the same analyser on the
     reference audio (its sanity check: should be ~100%)
-  - distribution metrics in an offline embedding (mel statistics): Frechet distance to the reference
-    clips and the mean paired spectral KL(reference || generated)
+  - distribution metrics: Frechet distance to the reference clips in an embedding (offline default
+    `mel_stats`; `--embedding panns|vggish|clap --embedding_path CKPT` for PANNs Cnn14 (FD as AudioLDM),
+    VGGish (FAD) or CLAP), and the mean paired spectral KL(reference || generated); with PANNs also the
+    paired KL over its AudioSet class distributions and the Inception Score
+  - with --clap FOLDER: the CLAP text-audio score (mean cosine between each clip and its prompt)
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from utils.cli import run_main  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
 
-def evaluate(generated: Path, reference: Path) -> dict:
+def evaluate(generated: Path, reference: Path, embedding: str = "mel_stats", embedding_path: str | None = None,
+             clap_path: str | None = None, device: str = "cpu") -> dict:
     import numpy as np
 
     from evaluation.attributes import CHANCE, AttributeAnalyser
-    from evaluation.distribution import MelStatsEmbedding, frechet_distance, kl_divergence
+    from evaluation.distribution import MelStatsEmbedding, as_distribution, frechet_distance, inception_score, kl_divergence
+    from evaluation.embedders import load_embedding
     from utils.audio import load_audio
     from utils.io import read_json
     from utils.mel import MelConfig
@@ -42,13 +47,15 @@ def evaluate(generated: Path, reference: Path) -> dict:
     mel_stamp = reference.parent / "mel" / "mel_config.json"
     mel_cfg = MelConfig(**read_json(mel_stamp)["audio"]) if mel_stamp.exists() else MelConfig()
     by_caption = {r["Caption"]: r for r in ref_rows}
-    load = lambda p: load_audio(p, mel_cfg.sample_rate)  # noqa: E731
-    embed = MelStatsEmbedding(mel_cfg)
+    embed = load_embedding(embedding, embedding_path, mel_cfg, device)
+    spectra = MelStatsEmbedding(mel_cfg)
     analyser = AttributeAnalyser(mel_cfg)
 
-    gen_wavs = [load(generated / r["wav"]) for r in gen_rows]
+    gen_paths = [generated / r["wav"] for r in gen_rows]
     ref_uids = list(dict.fromkeys(r["Uid"] for r in ref_rows))
-    ref_wavs = {uid: load(reference.parent / "wav" / f"{uid}.wav") for uid in ref_uids}
+    ref_paths = {uid: reference.parent / "wav" / f"{uid}.wav" for uid in ref_uids}
+    gen_wavs = [load_audio(p, mel_cfg.sample_rate) for p in gen_paths]
+    ref_wavs = {uid: load_audio(p, mel_cfg.sample_rate) for uid, p in ref_paths.items()}
     result: dict = {"generated": len(gen_rows), "reference_clips": len(ref_uids), "embedding": embed.name}
 
     # text adherence (only where the reference rows carry measurable attributes)
@@ -76,15 +83,33 @@ def evaluate(generated: Path, reference: Path) -> dict:
         result["scored_clips"] = len(scored)
     result["per_clip"] = per_clip
 
-    # distribution metrics
-    g = np.stack([embed(w) for w in gen_wavs])
-    r = np.stack([embed(w) for w in ref_wavs.values()])
+    # distribution metrics, in the embedder's own sample rate
+    if embed.sample_rate == mel_cfg.sample_rate:
+        gen_e, ref_e = gen_wavs, ref_wavs
+    else:
+        gen_e = [load_audio(p, embed.sample_rate) for p in gen_paths]
+        ref_e = {uid: load_audio(p, embed.sample_rate) for uid, p in ref_paths.items()}
+    g = np.stack([embed(w) for w in gen_e])
+    r = np.stack([embed(w) for w in ref_e.values()])
     if len(g) > 1 and len(r) > 1:
         result["frechet_distance"] = frechet_distance(g, r)
-    pairs = [(embed.spectrum(ref_wavs[by_caption[row["prompt"]]["Uid"]]), embed.spectrum(w))
+    pairs = [(spectra.spectrum(ref_wavs[by_caption[row["prompt"]]["Uid"]]), spectra.spectrum(w))
              for row, w in zip(gen_rows, gen_wavs) if row["prompt"] in by_caption]
     if pairs:
         result["kl_spectrum"] = float(np.mean([kl_divergence(p, q) for p, q in pairs]))
+    if hasattr(embed, "class_probabilities"):
+        probs = np.stack([embed.class_probabilities(w) for w in gen_e])
+        result["inception_score"] = inception_score(probs)
+        paired = [(ref_e[by_caption[row["prompt"]]["Uid"]], p) for row, p in zip(gen_rows, probs) if row["prompt"] in by_caption]
+        if paired:
+            result["kl_classes"] = float(np.mean([kl_divergence(as_distribution(embed.class_probabilities(ref)), as_distribution(p))
+                                                  for ref, p in paired]))
+    if clap_path:
+        from evaluation.embedders.clap import ClapEmbedding
+
+        clap = ClapEmbedding(clap_path, device)
+        clap_wavs = [load_audio(p, clap.sample_rate) for p in gen_paths]
+        result["clap_score"] = float(clap.score(clap_wavs, [r["prompt"] for r in gen_rows]).mean())
     return result
 
 
@@ -92,7 +117,7 @@ def print_table(result: dict) -> None:
     print(f"{'metric':<28}{'value':>10}{'chance':>10}{'reference':>11}")
     for attr, v in result.get("text_adherence", {}).items():
         print(f"{attr + ' accuracy':<28}{v['accuracy']:>10.3f}{v['chance']:>10.3f}{v['reference_accuracy']:>11.3f}")
-    for key in ("frechet_distance", "kl_spectrum"):
+    for key in ("frechet_distance", "kl_spectrum", "kl_classes", "inception_score", "clap_score"):
         if key in result:
             print(f"{key + ' (' + result['embedding'] + ')' if key == 'frechet_distance' else key:<28}{result[key]:>10.3f}")
     print(f"{'generated clips':<28}{result['generated']:>10d}")
@@ -102,11 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--generated", type=Path, required=True, help="inference output folder (prompts.jsonl + wavs)")
     p.add_argument("--reference", type=Path, required=True, help="prepared split json, e.g. data/processed/SynthCaps/test.json")
+    p.add_argument("--embedding", default="mel_stats", help="embedding for the distribution metrics: mel_stats (offline "
+                   "default), panns, vggish or clap")
+    p.add_argument("--embedding_path", help="local checkpoint for --embedding: Cnn14 .pth (16 kHz if '16k' is in its name, "
+                   "else 32 kHz), VGGish .pth, or a CLAP folder")
+    p.add_argument("--clap", help="local CLAP folder (e.g. laion/clap-htsat-unfused) for the text-audio CLAP score")
+    p.add_argument("--device", default="cpu")
     p.add_argument("--output", type=Path, help="result JSON (default: <generated>/eval.json)")
     args = p.parse_args(argv)
     from utils.io import write_json
 
-    result = evaluate(args.generated, args.reference)
+    result = evaluate(args.generated, args.reference, args.embedding, args.embedding_path, args.clap, args.device)
     out = args.output or args.generated / "eval.json"
     write_json(out, result)
     print_table(result)

@@ -22,6 +22,9 @@ class UNetConfig:
     cross_attention_dim: int  # must equal the text encoder's hidden size
     norm_num_groups: int
     gradient_checkpointing: bool
+    # also add the masked-mean text embedding to the timestep embedding (a global FiLM-style condition, as
+    # AudioLDM does with its CLAP embedding); cross-attention alone learns clip-wide attributes slowly
+    pooled_text: bool = False
 
     def __post_init__(self) -> None:
         if len(self.attention_levels) != len(self.block_out_channels):
@@ -39,10 +42,23 @@ def build_unet(cfg: UNetConfig, latent_channels: int) -> UNet2DConditionModel:
         layers_per_block=cfg.layers_per_block, cross_attention_dim=cfg.cross_attention_dim,
         attention_head_dim=cfg.attention_head_dim, norm_num_groups=cfg.norm_num_groups,
         mid_block_type="UNetMidBlock2DCrossAttn" if any(cfg.attention_levels) else None,
+        class_embed_type="projection" if cfg.pooled_text else None,
+        projection_class_embeddings_input_dim=cfg.cross_attention_dim if cfg.pooled_text else None,
     )
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     return unet
+
+
+def text_condition(unet: UNet2DConditionModel, emb: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The U-Net's text keyword arguments: token states for cross-attention, plus their masked mean when the
+    U-Net was built with `pooled_text`. The one place both training and sampling build the condition."""
+    emb = emb.to(unet.dtype)
+    kwargs = {"encoder_hidden_states": emb, "encoder_attention_mask": mask}
+    if unet.config.class_embed_type == "projection":
+        weight = mask.unsqueeze(-1).to(emb.dtype)
+        kwargs["class_labels"] = (emb * weight).sum(1) / weight.sum(1).clamp(min=1)
+    return kwargs
 
 
 def check_context_dim(unet: UNet2DConditionModel, text_dim: int, text_name: str) -> None:

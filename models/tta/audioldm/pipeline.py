@@ -29,7 +29,7 @@ from diffusers import (
 )
 
 from models.base.artifact import read_artifact
-from models.tta.audioldm.model import unet_stride
+from models.tta.audioldm.model import text_condition, unet_stride
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
 from models.tta.autoencoderkl.model import downsample_factor
 from utils.errors import UserError
@@ -118,7 +118,7 @@ class TTAPipeline:
         """U-Net output for latents z [B, ...]; with guidance, emb/mask hold [uncond | cond] (2B rows) and
         both halves run in ONE batched call: eps = eps_u + w (eps_c - eps_u) (Ho & Salimans 2022, eq. 6)."""
         z_in = torch.cat([z, z]) if guidance is not None else z
-        pred = self.unet(z_in, t, encoder_hidden_states=emb, encoder_attention_mask=mask).sample
+        pred = self.unet(z_in, t, **text_condition(self.unet, emb, mask)).sample
         if guidance is None:
             return pred
         pred_uncond, pred_cond = pred.chunk(2)
@@ -153,7 +153,7 @@ class TTAPipeline:
             emb, mask = join(uncond, cond)
         else:
             emb, mask = cond
-        emb, mask = emb.to(device, self.unet.dtype), mask.to(device)
+        emb, mask = emb.to(device), mask.to(device)
 
         timings["text"] = time.perf_counter() - clock
 

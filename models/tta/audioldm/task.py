@@ -21,7 +21,9 @@ from tqdm import tqdm
 
 from models.base.artifact import write_artifact
 from models.base.task import Task
-from models.tta.audioldm.model import UNetConfig, build_noise_scheduler, build_unet, check_context_dim, velocity_or_noise
+from models.tta.audioldm.model import (
+    UNetConfig, build_noise_scheduler, build_unet, check_context_dim, text_condition, velocity_or_noise,
+)
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
 from models.tta.autoencoderkl.model import load_vae_export
 from models.tta.data import MelDataset, collate
@@ -174,7 +176,7 @@ class AudioLDMTask(Task):
         t = torch.randint(0, sched.config.num_train_timesteps, (z0.shape[0],), generator=gen).to(z0.device)
         zt = sched.add_noise(z0, noise, t)
         # 4. predict eps (or v) and regress, optionally min-SNR weighted (Hang et al. 2023)
-        pred = unet(zt, t, encoder_hidden_states=emb.to(zt.dtype), encoder_attention_mask=mask).sample
+        pred = unet(zt, t, **text_condition(unet, emb, mask)).sample
         target = velocity_or_noise(sched, z0, noise, t)
         per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
         gamma = self.cfg.model.min_snr_gamma
