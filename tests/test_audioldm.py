@@ -55,12 +55,18 @@ def test_unknown_text_encoder_is_a_clear_error():
 def test_cfg_dropout_rate_and_null_rows(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
     cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5))
     task = Trainer(AudioLDMTask, cfg, resolved, "cfg").task
-    captions = [f"caption number {i}" for i in range(2000)]
+    words = ["dog", "wind", "car", "man", "bird", "water", "engine", "music", "door", "bell"]  # in the tokenizer's vocab
+    captions = [f"a {words[i % 10]} and a {words[i // 10 % 10]} near a {words[i // 100 % 10]}" for i in range(2000)]
     emb, mask = task.condition(captions, torch.Generator().manual_seed(0), dropout=0.3)
     null_emb, null_mask = task.text.null(1)
     n = int(null_mask.sum())
     is_null = (mask.sum(1) == n) & torch.isclose(emb[:, :n], null_emb[:, :n].expand(len(captions), -1, -1), atol=1e-5).all(-1).all(-1)
     assert 0.27 < is_null.float().mean() < 0.33
+    # every kept row carries ITS OWN caption (not a neighbour's), padded to the batch length
+    own, own_mask = task.text.encode(captions)
+    kept = (~is_null).nonzero().squeeze(1)
+    assert torch.equal(mask[kept, : own_mask.shape[1]], own_mask[kept])
+    torch.testing.assert_close(emb[kept, : own.shape[1]], own[kept])
     emb0, _ = task.condition(captions[:8], torch.Generator().manual_seed(0), dropout=0.0)
     ref, _ = task.text.encode(captions[:8])
     torch.testing.assert_close(emb0, ref)

@@ -156,11 +156,9 @@ class AudioLDMTask(Task):
         emb, mask = self.text.encode(captions)
         if drop.any():
             null_emb, null_mask = self.text.null(int(drop.sum()))
-            emb, mask = join((emb, mask), (null_emb, null_mask))  # pad both to a common length
-            keep = (~drop).nonzero().squeeze(1)
-            idx = torch.empty(len(captions), dtype=torch.long)
-            idx[keep] = torch.arange(len(keep))
-            idx[drop] = len(captions) + torch.arange(int(drop.sum()))
+            emb, mask = join((emb, mask), (null_emb, null_mask))  # rows: all B captions, then the nulls
+            idx = torch.arange(len(captions))
+            idx[drop] = len(captions) + torch.arange(int(drop.sum()))  # a dropped row takes a null row
             emb, mask = emb[idx.to(emb.device)], mask[idx.to(mask.device)]
         return emb, mask
 
