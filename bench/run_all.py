@@ -170,6 +170,7 @@ def case_ldm_options(work: Path, size: str) -> list[dict]:
     from models.base.trainer import Trainer
     from models.tta.audioldm.model import text_condition
     from models.tta.audioldm.task import AudioLDMTask
+    from models.tta.autoencoderkl.model import downsample_factor
     from utils.config import load_config
 
     batch_size, steps = SIZES[size]["batch"], SIZES[size]["steps"]
@@ -178,7 +179,8 @@ def case_ldm_options(work: Path, size: str) -> list[dict]:
     unet = task.unwrap("unet")
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-5)
     gen = torch.Generator().manual_seed(0)
-    shape = (batch_size, unet.config.in_channels, cfg.audio.n_mels // 4, cfg.audio.target_frames // 4)
+    f = downsample_factor(task.vae)
+    shape = (batch_size, unet.config.in_channels, cfg.audio.n_mels // f, cfg.audio.target_frames // f)
     z, t = torch.randn(shape, generator=gen), torch.randint(0, 1000, (batch_size,), generator=gen)
     emb, mask = task.text.encode(["A dog barks and a man speaks"] * batch_size)
     cond = text_condition(unet, emb, mask)
@@ -192,6 +194,8 @@ def case_ldm_options(work: Path, size: str) -> list[dict]:
     rows = []
     options = [("SDPA attention (default)", AttnProcessor2_0, False, False), ("classic attention (no SDPA)", AttnProcessor, False, False),
                ("SDPA + channels_last", AttnProcessor2_0, True, False), ("SDPA + gradient checkpointing", AttnProcessor2_0, False, True)]
+    if size == "full":  # classic attention keeps [B*heads, 4096, 4096] scores per layer: killed for memory at 24 GB
+        options = [o for o in options if o[1] is not AttnProcessor]
     for label, proc, channels_last, ckpt in options:
         unet.set_attn_processor(proc())
         unet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
@@ -276,7 +280,8 @@ def main() -> int:
                                  capture_output=True, text=True)
             lines = [l for l in res.stdout.splitlines() if l.startswith("BENCH_ROWS ")]
             if res.returncode != 0 or not lines:
-                print(f"  failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}", file=sys.stderr)
+                errors = [line for line in res.stderr.splitlines() if "Error" in line or line.startswith("error")]
+                print(f"  failed: {(errors or res.stderr.strip().splitlines() or [res.returncode])[-1]}", file=sys.stderr)
                 continue
             rows += json.loads(lines[-1][len("BENCH_ROWS "):])
     width = max([len(r["setting"]) for r in rows] + [7]) + 1

@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -84,29 +83,15 @@ class Cnn14(nn.Module):
         return embedding, torch.sigmoid(self.fc_audioset(embedding))
 
 
-def settings_for(path: Path) -> PannsConfig:
-    return CHECKPOINT_SETTINGS["32k"] if "16k" not in path.name else CHECKPOINT_SETTINGS["16k"]
-
-
 def load_cnn14(path: str | Path, device: str = "cpu") -> Cnn14:
-    """A Cnn14 checkpoint (`{"model": state_dict}` as published, or a bare state dict) -> eval-mode model."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"PANNs checkpoint {path} not found; download Cnn14_16k_mAP=0.438.pth (Zenodo 3987831) and pass its path")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
-        raise UserError(f"PANNs checkpoint {path} could not be read ({type(err).__name__}); is it a Cnn14 .pth file?") from None
-    state = state.get("model", state)
-    state = {k: v for k, v in state.items() if not k.startswith(("spectrogram_extractor.", "logmel_extractor.", "spec_augmenter."))}
-    cfg = settings_for(path)
-    if "fc_audioset.weight" in state:
-        cfg = PannsConfig(**{**cfg.__dict__, "classes": state["fc_audioset.weight"].shape[0]})
-    model = Cnn14(cfg)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise UserError(f"{path} is not a Cnn14 checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval().to(device)
+    """A Cnn14 checkpoint (`{"model": state_dict}` as published, or a bare state dict) -> eval-mode model.
+    The 16 kHz settings are used when the file name says `16k` (as the published 16 kHz file's does)."""
+    from evaluation.embedders import load_weights
+
+    cfg = CHECKPOINT_SETTINGS["16k" if "16k" in Path(path).name else "32k"]
+    model = load_weights(Cnn14(cfg), path, "Cnn14", "pass Cnn14_16k_mAP=0.438.pth (Zenodo record 3987831)", state_key="model",
+                         skip_prefixes=("spectrogram_extractor.", "logmel_extractor.", "spec_augmenter."))
+    return model.to(device)
 
 
 class PannsEmbedding:

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.errors import UserError
 
 SAMPLE_RATE = 16000
 WINDOW, HOP, FFT = 400, 160, 512
@@ -74,18 +73,9 @@ class VGGish(nn.Module):
 
 
 def load_vggish(path: str | Path, device: str = "cpu") -> VGGish:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"VGGish checkpoint {path} not found; pass the PyTorch port's vggish-10086976.pth")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
-        raise UserError(f"VGGish checkpoint {path} could not be read ({type(err).__name__})") from None
-    model = VGGish()
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise UserError(f"{path} is not a VGGish state dict (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval().to(device)
+    from evaluation.embedders import load_weights
+
+    return load_weights(VGGish(), path, "VGGish", "pass the PyTorch port's vggish-10086976.pth").to(device)
 
 
 class VGGishEmbedding:
