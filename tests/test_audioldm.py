@@ -185,3 +185,28 @@ def test_pooled_text_is_the_masked_mean_and_conditions_the_unet():
         shifted = unet(z, t, **{**kwargs, "class_labels": kwargs["class_labels"] + 1}).sample
     assert not torch.allclose(base, shifted)
     assert "class_labels" not in text_condition(build_unet(UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False), 4), emb, mask)
+
+
+def test_channels_last_gives_the_same_gradients_and_exports(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    from dataclasses import replace
+
+    from models.tta.audioldm.model import UNetConfig, build_unet
+
+    cfg = UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False)
+    torch.manual_seed(0)
+    plain = build_unet(cfg, 4)
+    nhwc = build_unet(replace(cfg, channels_last=True), 4)
+    nhwc.load_state_dict(plain.state_dict())
+    assert nhwc.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    z, t, emb = torch.randn(2, 4, 8, 16), torch.tensor([10, 900]), torch.randn(2, 5, 32)
+    plain(z, t, encoder_hidden_states=emb).sample.pow(2).mean().backward()
+    nhwc(z.contiguous(memory_format=torch.channels_last), t, encoder_hidden_states=emb).sample.pow(2).mean().backward()
+    for (name, a), b in zip(plain.named_parameters(), nhwc.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
+    # a channels_last run checkpoints, exports (safetensors needs contiguous weights) and loads back
+    from diffusers import UNet2DConditionModel
+
+    sets = [*t5_sets(tiny_t5), "unet.channels_last=true", "train.max_steps=2"]
+    trainer = Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *sets), "nhwc")
+    export = trainer.run()
+    assert UNet2DConditionModel.from_pretrained(str(export / "unet")).conv_in.weight.shape == nhwc.conv_in.weight.shape

@@ -25,6 +25,8 @@ class UNetConfig:
     # also add the masked-mean text embedding to the timestep embedding (a global FiLM-style condition, as
     # AudioLDM does with its CLAP embedding); cross-attention alone learns clip-wide attributes slowly
     pooled_text: bool = False
+    # NHWC weights and inputs while training: one U-Net step 13% faster at Amphion's size on CPU (bench/)
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if len(self.attention_levels) != len(self.block_out_channels):
@@ -47,6 +49,8 @@ def build_unet(cfg: UNetConfig, latent_channels: int) -> UNet2DConditionModel:
     )
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
+    if cfg.channels_last:
+        unet.to(memory_format=torch.channels_last)
     return unet
 
 

@@ -173,6 +173,8 @@ class AudioLDMTask(Task):
         noise = torch.randn(z0.shape, generator=gen).to(z0.device)
         t = torch.randint(0, sched.config.num_train_timesteps, (z0.shape[0],), generator=gen).to(z0.device)
         zt = sched.add_noise(z0, noise, t)
+        if self.cfg.unet.channels_last:
+            zt = zt.contiguous(memory_format=torch.channels_last)
         # 4. predict eps (or v) and regress, optionally min-SNR weighted (Hang et al. 2023)
         pred = unet(zt, t, **text_condition(unet, emb, mask)).sample
         target = velocity_or_noise(sched, z0, noise, t)
@@ -211,7 +213,8 @@ class AudioLDMTask(Task):
 
     # ---- export --------------------------------------------------------------------------------
     def export(self, out_dir: Path, resolved_config: dict) -> None:
-        self.unwrap("unet").save_pretrained(str(out_dir / "unet"), safe_serialization=True)
+        unet = self.unwrap("unet").to(memory_format=torch.contiguous_format)  # safetensors stores contiguous tensors
+        unet.save_pretrained(str(out_dir / "unet"), safe_serialization=True)
         self.text.model.save_pretrained(str(out_dir / "text_encoder"), safe_serialization=True)
         self.text.tokenizer.save_pretrained(str(out_dir / "text_encoder"))
         vae_src = Path(self.vae_meta["dir"]) / "vae"
