@@ -89,21 +89,22 @@ def evaluate(generated: Path, reference: Path, embedding: str = "mel_stats", emb
     else:
         gen_e = [load_audio(p, embed.sample_rate) for p in gen_paths]
         ref_e = {uid: load_audio(p, embed.sample_rate) for uid, p in ref_paths.items()}
-    g = np.stack([embed(w) for w in gen_e])
-    r = np.stack([embed(w) for w in ref_e.values()])
+    # a tagger (PANNs) gives the embedding and its class probabilities in one pass per clip
+    run = embed.embed_and_classify if hasattr(embed, "embed_and_classify") else (lambda w: (embed(w), None))
+    gen_out = [run(w) for w in gen_e]
+    ref_out = {uid: run(w) for uid, w in ref_e.items()}
+    g, r = np.stack([e for e, _ in gen_out]), np.stack([e for e, _ in ref_out.values()])
     if len(g) > 1 and len(r) > 1:
         result["frechet_distance"] = frechet_distance(g, r)
     pairs = [(spectra.spectrum(ref_wavs[by_caption[row["prompt"]]["Uid"]]), spectra.spectrum(w))
              for row, w in zip(gen_rows, gen_wavs) if row["prompt"] in by_caption]
     if pairs:
         result["kl_spectrum"] = float(np.mean([kl_divergence(p, q) for p, q in pairs]))
-    if hasattr(embed, "class_probabilities"):
-        probs = np.stack([embed.class_probabilities(w) for w in gen_e])
-        result["inception_score"] = inception_score(probs)
-        paired = [(ref_e[by_caption[row["prompt"]]["Uid"]], p) for row, p in zip(gen_rows, probs) if row["prompt"] in by_caption]
+    if gen_out[0][1] is not None:
+        result["inception_score"] = inception_score(np.stack([p for _, p in gen_out]))
+        paired = [(ref_out[by_caption[row["prompt"]]["Uid"]][1], p) for row, (_, p) in zip(gen_rows, gen_out) if row["prompt"] in by_caption]
         if paired:
-            result["kl_classes"] = float(np.mean([kl_divergence(as_distribution(embed.class_probabilities(ref)), as_distribution(p))
-                                                  for ref, p in paired]))
+            result["kl_classes"] = float(np.mean([kl_divergence(as_distribution(ref), as_distribution(p)) for ref, p in paired]))
     if clap_path:
         from evaluation.embedders.clap import ClapEmbedding
 

@@ -112,6 +112,3 @@ class PannsEmbedding:
 
     def __call__(self, wav: np.ndarray) -> np.ndarray:
         return self.embed_and_classify(wav)[0]
-
-    def class_probabilities(self, wav: np.ndarray) -> np.ndarray:
-        return self.embed_and_classify(wav)[1]
