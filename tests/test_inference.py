@@ -43,7 +43,7 @@ def test_batched_cfg_equals_two_separate_passes(pipe):
     z = torch.randn(2, 4, 32, 64, generator=torch.Generator().manual_seed(0))
     t = torch.tensor(500)
     with torch.no_grad():
-        batched = pipe.predict(z, t, emb, mask, guidance=3.0)
+        batched = pipe.predict(z, t, text_condition(pipe.unet, emb, mask), guidance=3.0)
         n = emb.shape[0] // 2
         e_u = pipe.unet(z, t, **text_condition(pipe.unet, emb[:n], mask[:n])).sample
         e_c = pipe.unet(z, t, **text_condition(pipe.unet, emb[n:], mask[n:])).sample

@@ -48,7 +48,7 @@ def evaluate(generated: Path, reference: Path, embedding: str = "mel_stats", emb
     mel_cfg = MelConfig(**read_json(mel_stamp)["audio"]) if mel_stamp.exists() else MelConfig()
     by_caption = {r["Caption"]: r for r in ref_rows}
     embed = load_embedding(embedding, embedding_path, mel_cfg, device)
-    spectra = MelStatsEmbedding(mel_cfg)
+    spectra = embed if isinstance(embed, MelStatsEmbedding) else MelStatsEmbedding(mel_cfg)  # for the paired KL
     analyser = AttributeAnalyser(mel_cfg)
 
     gen_paths = [generated / r["wav"] for r in gen_rows]

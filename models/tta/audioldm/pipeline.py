@@ -114,11 +114,12 @@ class TTAPipeline:
         frames = seconds * self.mel_cfg.sample_rate / self.mel_cfg.hop_length
         return max(self.frame_stride, int(round(frames / self.frame_stride)) * self.frame_stride)
 
-    def predict(self, z: torch.Tensor, t, emb: torch.Tensor, mask: torch.Tensor, guidance: float | None) -> torch.Tensor:
-        """U-Net output for latents z [B, ...]; with guidance, emb/mask hold [uncond | cond] (2B rows) and
-        both halves run in ONE batched call: eps = eps_u + w (eps_c - eps_u) (Ho & Salimans 2022, eq. 6)."""
+    def predict(self, z: torch.Tensor, t, cond: dict[str, torch.Tensor], guidance: float | None) -> torch.Tensor:
+        """U-Net output for latents z [B, ...]; `cond` is `text_condition(...)`, built once per call. With
+        guidance it holds [uncond | cond] (2B rows) and both halves run in ONE batched call:
+        eps = eps_u + w (eps_c - eps_u) (Ho & Salimans 2022, eq. 6)."""
         z_in = torch.cat([z, z]) if guidance is not None else z
-        pred = self.unet(z_in, t, **text_condition(self.unet, emb, mask)).sample
+        pred = self.unet(z_in, t, **cond).sample
         if guidance is None:
             return pred
         pred_uncond, pred_cond = pred.chunk(2)
@@ -153,7 +154,7 @@ class TTAPipeline:
             emb, mask = join(uncond, cond)
         else:
             emb, mask = cond
-        emb, mask = emb.to(device), mask.to(device)
+        text = text_condition(self.unet, emb.to(device), mask.to(device))  # once, not per sampler step
 
         timings["text"] = time.perf_counter() - clock
 
@@ -168,7 +169,7 @@ class TTAPipeline:
 
             steps = tqdm(steps, desc="sampling", unit="step")
         for t in steps:
-            pred = self.predict(sched.scale_model_input(z, t), t, emb, mask, guidance if use_cfg else None)
+            pred = self.predict(sched.scale_model_input(z, t), t, text, guidance if use_cfg else None)
             z = sched.step(pred, t, z, **step_kwargs).prev_sample
 
         timings["diffusion"] = time.perf_counter() - clock - timings["text"]
