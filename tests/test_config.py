@@ -52,6 +52,10 @@ def test_missing_required_and_cycles(tmp_path):
 def test_cross_field_check_reported_as_config_error():
     with pytest.raises(ConfigError, match="Nyquist"):
         load_config("config/base.json", BaseConfig, ["audio.fmax=12000"])
+    from models.tta.audioldm.task import AudioLDMTask
+
+    with pytest.raises(ConfigError, match="unet has no text input"):
+        load_config("config/audioldm.json", AudioLDMTask.Config, ["unet.attention_levels=[false,false,false]"])
 
 
 def test_bad_override_syntax():

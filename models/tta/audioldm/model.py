@@ -33,6 +33,8 @@ class UNetConfig:
             raise ValueError(
                 f"unet.attention_levels has {len(self.attention_levels)} entries, block_out_channels {len(self.block_out_channels)}"
             )
+        if not any(self.attention_levels) and not self.pooled_text:
+            raise ValueError("unet has no text input: set a true in unet.attention_levels or unet.pooled_text: true")
 
 
 def build_unet(cfg: UNetConfig, latent_channels: int) -> UNet2DConditionModel:
