@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evaluation.embedders.weights import load_weights
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,6 @@ class Cnn14(nn.Module):
 def load_cnn14(path: str | Path, device: str = "cpu") -> Cnn14:
     """A Cnn14 checkpoint (`{"model": state_dict}` as published, or a bare state dict) -> eval-mode model.
     The 16 kHz settings are used when the file name says `16k` (as the published 16 kHz file's does)."""
-    from evaluation.embedders import load_weights
-
     cfg = CHECKPOINT_SETTINGS["16k" if "16k" in Path(path).name else "32k"]
     model = load_weights(Cnn14(cfg), path, "Cnn14", "pass Cnn14_16k_mAP=0.438.pth (Zenodo record 3987831)", state_key="model",
                          skip_prefixes=("spectrogram_extractor.", "logmel_extractor.", "spec_augmenter."))

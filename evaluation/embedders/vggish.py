@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from evaluation.embedders.weights import load_weights
 
 SAMPLE_RATE = 16000
 WINDOW, HOP, FFT = 400, 160, 512
@@ -73,8 +74,6 @@ class VGGish(nn.Module):
 
 
 def load_vggish(path: str | Path, device: str = "cpu") -> VGGish:
-    from evaluation.embedders import load_weights
-
     return load_weights(VGGish(), path, "VGGish", "pass the PyTorch port's vggish-10086976.pth").to(device)
 
 
