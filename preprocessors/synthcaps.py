@@ -27,6 +27,7 @@ PATTERNS_BY_TYPE = {
 # the centre of the pass band, which spans [c / 1.5, c * 1.5].
 TONAL_CENTRES = {"low": (140.0, 260.0), "medium": (500.0, 800.0), "high": (1700.0, 2600.0)}
 NOISE_CENTRES = {"low": (150.0, 250.0), "medium": (900.0, 1400.0), "high": (3500.0, 5000.0)}
+NOISE_MIN_BAND_HZ = 500.0
 SWEEP = 1.26  # rising/falling glide from c / SWEEP to c * SWEEP: pitch class stays unambiguous
 BELL_RATIOS = (1.0, 2.76, 5.40, 8.93)  # inharmonic partials of a struck bar/bell
 BELL_GAINS = (1.0, 0.5, 0.3, 0.2)
@@ -86,7 +87,11 @@ def _strike_envelope(n: int, sr: int, period: float, tau: float, rng: np.random.
 
 
 def _band_noise(n: int, sr: int, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """White noise filtered, frame by frame in the STFT domain, to the band [c / 1.5, c * 1.5]."""
+    """White noise filtered, frame by frame in the STFT domain, to the band [c / r, c * r]: r = 1.5, or
+    wider where the clip's centre is so low that the band would be under NOISE_MIN_BAND_HZ (a 100-375 Hz
+    band fills only about 3 mel bins, which makes low noise a near-tone that differs only in its flicker)."""
+    c0 = float(np.median(centres))
+    r = max(1.5, (NOISE_MIN_BAND_HZ / c0 + np.sqrt((NOISE_MIN_BAND_HZ / c0) ** 2 + 4)) / 2)
     n_fft, hop = 512, 128
     noise = rng.standard_normal(n + n_fft)
     frames = 1 + (len(noise) - n_fft) // hop
@@ -97,7 +102,7 @@ def _band_noise(n: int, sr: int, centres: np.ndarray, rng: np.random.Generator) 
     for i in range(frames):
         seg = noise[i * hop : i * hop + n_fft] * window
         c = centres[min(i * hop, n - 1)]
-        mask = (freqs >= c / 1.5) & (freqs <= c * 1.5)
+        mask = (freqs >= c / r) & (freqs <= c * r)
         out[i * hop : i * hop + n_fft] += np.fft.irfft(np.fft.rfft(seg) * mask, n_fft) * window
         norm[i * hop : i * hop + n_fft] += window**2
     return (out / np.maximum(norm, 1e-3))[:n]
@@ -156,9 +161,9 @@ _NOUNS = {
     "drum": (["drum", "knocking", "tapping"], ["drum beat"]),
 }
 _PITCH_WORDS = {
-    "low": (["low", "low pitched", "deep"], ["bass"]),
-    "medium": (["medium pitched", "mid range", "moderately pitched"], ["middle pitched"]),
-    "high": (["high", "high pitched", "shrill"], ["piercing high"]),
+    "low": (["low", "low pitched", "deep", "rumbling", "booming", "low frequency"], ["bass"]),
+    "medium": (["medium pitched", "mid range", "moderately pitched", "medium", "mid frequency", "moderate"], ["middle pitched"]),
+    "high": (["high", "high pitched", "shrill", "squeaky", "high frequency", "sharp"], ["piercing high"]),
 }
 _PATTERN_PHRASES = {
     "continuous": (["plays steadily", "sounds continuously", "is sustained"], ["goes on without a break"]),

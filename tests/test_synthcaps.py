@@ -43,6 +43,21 @@ def test_noise_bands_are_true(sound_type):
     assert low < 400 < med < 2000 < high
 
 
+def spread(wav: np.ndarray) -> float:
+    """Power-weighted standard deviation of frequency (Hz)."""
+    power = np.abs(np.fft.rfft(wav)) ** 2
+    f = np.fft.rfftfreq(len(wav), 1 / SR)
+    mean = (f * power).sum() / power.sum()
+    return float(np.sqrt(((f - mean) ** 2 * power).sum() / power.sum()))
+
+
+def test_low_noise_is_broadband_not_a_near_tone():
+    # a flat band of width W has spread W / sqrt(12); NOISE_MIN_BAND_HZ = 500 gives about 144 Hz, while the
+    # plain [c / 1.5, c * 1.5] band at c = 200 Hz (3 mel bins) would give about 48 Hz
+    for seed in range(3):
+        assert spread(synthesize(Attributes("noise", "low", "continuous"), 1.5, SR, seed)) > 110
+
+
 def test_rising_and_falling_glide():
     up = dominant_freqs(synthesize(Attributes("tone", "medium", "rising"), 2.0, SR, 3))
     down = dominant_freqs(synthesize(Attributes("tone", "medium", "falling"), 2.0, SR, 3))
@@ -62,11 +77,16 @@ def test_captions_name_the_attributes_and_test_uses_heldout_phrasing():
     clips = plan_corpus(600, 0, 0.05, 0.1)
     assert {c.split for c in clips} == {"train", "valid", "test"}
     assert {c.attrs for c in clips} == set(all_combinations())
-    pitch_words = {"low": ("low", "deep", "bass"), "medium": ("medium", "mid", "moderately", "middle"), "high": ("high", "shrill")}
+    pitch_words = {
+        "low": ("low", "deep", "rumbling", "booming", "bass"),
+        "medium": ("medium", "mid", "moderate", "middle"),
+        "high": ("high", "shrill", "squeaky", "sharp"),
+    }
     for c in clips:
         assert any(w in c.caption.lower() for w in pitch_words[c.attrs.pitch]), c
     train_text = " ".join(c.caption for c in clips if c.split != "test")
     test_caps = [c.caption for c in clips if c.split == "test"]
     assert all(c.startswith(("We hear", "In the recording")) for c in test_caps)
-    assert "We hear" not in train_text and "bass" not in train_text
+    for heldout in ("We hear", "In the recording", "bass", "middle pitched", "piercing", "rushing noise", "climbs upward"):
+        assert heldout not in train_text, heldout
     assert set(SOUND_TYPES) == {c.attrs.sound_type for c in clips if c.split == "test"}
