@@ -24,7 +24,9 @@ PATTERNS_BY_TYPE = {
     "drum": ("pulses",),
 }
 # Centre frequency ranges (Hz, sampled log-uniformly). Tonal sounds: the fundamental. Noise and drums:
-# the centre of the pass band, which spans [c / 1.5, c * 1.5].
+# the centre of the pass band, which spans [c / 1.5, c * 1.5] widened to at least NOISE_MIN_BAND_HZ: a
+# 100-375 Hz band fills about 3 mel bins, a near-tone that differs from one only in its frame-to-frame
+# flicker, which a VAE smooths away (README "Measured").
 TONAL_CENTRES = {"low": (140.0, 260.0), "medium": (500.0, 800.0), "high": (1700.0, 2600.0)}
 NOISE_CENTRES = {"low": (150.0, 250.0), "medium": (900.0, 1400.0), "high": (3500.0, 5000.0)}
 NOISE_MIN_BAND_HZ = 500.0
@@ -87,11 +89,10 @@ def _strike_envelope(n: int, sr: int, period: float, tau: float, rng: np.random.
 
 
 def _band_noise(n: int, sr: int, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """White noise filtered, frame by frame in the STFT domain, to the band [c / r, c * r]: r = 1.5, or
-    wider where the clip's centre is so low that the band would be under NOISE_MIN_BAND_HZ (a 100-375 Hz
-    band fills only about 3 mel bins, which makes low noise a near-tone that differs only in its flicker)."""
-    c0 = float(np.median(centres))
-    r = max(1.5, (NOISE_MIN_BAND_HZ / c0 + np.sqrt((NOISE_MIN_BAND_HZ / c0) ** 2 + 4)) / 2)
+    """White noise filtered, frame by frame in the STFT domain, to the band [c / r, c * r]; r is fixed per
+    clip (so glides move both edges alike): 1.5, or the r with c0 * r - c0 / r = NOISE_MIN_BAND_HZ."""
+    w = NOISE_MIN_BAND_HZ / float(np.median(centres))
+    r = max(1.5, (w + np.sqrt(w * w + 4)) / 2)
     n_fft, hop = 512, 128
     noise = rng.standard_normal(n + n_fft)
     frames = 1 + (len(noise) - n_fft) // hop
@@ -162,7 +163,9 @@ _NOUNS = {
 }
 _PITCH_WORDS = {
     "low": (["low", "low pitched", "deep", "rumbling", "booming", "low frequency"], ["bass"]),
-    "medium": (["medium pitched", "mid range", "moderately pitched", "medium", "mid frequency", "moderate"], ["middle pitched"]),
+    "medium": (
+        ["medium pitched", "mid range", "moderately pitched", "medium", "mid frequency", "moderate"], ["middle pitched"]
+    ),
     "high": (["high", "high pitched", "shrill", "squeaky", "high frequency", "sharp"], ["piercing high"]),
 }
 _PATTERN_PHRASES = {
