@@ -94,7 +94,7 @@ def _process(clip: Clip) -> tuple[str, str | None]:
     return clip.uid, None
 
 
-def _check_fingerprint(out_dir: Path, mel_cfg: MelConfig, overwrite: bool) -> None:
+def _check_fingerprint(out_dir: Path, mel_cfg: MelConfig, overwrite: bool, generator: str) -> None:
     path = out_dir / "mel" / FINGERPRINT_FILE
     if path.exists() and not overwrite:
         stored = read_json(path)
@@ -103,8 +103,13 @@ def _check_fingerprint(out_dir: Path, mel_cfg: MelConfig, overwrite: bool) -> No
                 f"{out_dir / 'mel'} was prepared with other audio settings ({stored.get('audio')}); "
                 "re-run with --overwrite or use another --processed_dir"
             )
+        if stored.get("generator", "") != generator:
+            raise PrepareError(
+                f"{out_dir} holds audio from {stored.get('generator') or 'an older generator'}, not {generator}; "
+                "re-run with --overwrite (or the demo with --fresh) or use another --processed_dir"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"fingerprint": mel_cfg.fingerprint(), "audio": mel_cfg.__dict__})
+    write_json(path, {"fingerprint": mel_cfg.fingerprint(), "audio": mel_cfg.__dict__, "generator": generator})
 
 
 def prepare_clips(
@@ -114,10 +119,12 @@ def prepare_clips(
     pre_cfg: PreprocessConfig,
     overwrite: bool = False,
     report: PrepareReport | None = None,
+    generator: str = "",
 ) -> PrepareReport:
-    """Prepare `clips` into out_dir and write one metadata file per split with the rows of usable clips."""
+    """Prepare `clips` into out_dir and write one metadata file per split with the rows of usable clips.
+    `generator` names the version of a corpus made by code (SynthCaps): clips of another version are not reused."""
     report = report or PrepareReport()
-    _check_fingerprint(out_dir, mel_cfg, overwrite)
+    _check_fingerprint(out_dir, mel_cfg, overwrite, generator)
     ok: set[str] = set()
     todo = []
     for clip in clips:

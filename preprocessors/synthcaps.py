@@ -13,6 +13,8 @@ from functools import partial
 
 import numpy as np
 
+# Bump when the synthesised audio changes: prepare then refuses to reuse clips of the old version.
+GENERATOR = "SynthCaps v2 (noise bands at least 500 Hz wide)"
 SOUND_TYPES = ("tone", "buzz", "noise", "bell", "drum")
 PITCHES = ("low", "medium", "high")
 PATTERNS = ("continuous", "pulses", "rising", "falling")

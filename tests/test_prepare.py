@@ -121,6 +121,23 @@ def test_synthcaps_layout(tiny_synthcaps):
     assert np.load(root / "mel" / f"{row['Uid']}.npy").shape == (64, 128)
 
 
+def test_synthcaps_of_another_generator_version_is_not_reused(tmp_path, monkeypatch):
+    from preprocessors import synthcaps
+
+    sets = [*SETS, "--set=preprocess.synthcaps_clips=8", "--processed_dir", str(tmp_path)]
+    assert main(["--dataset", "SynthCaps", *sets]) == 0
+    mels = sorted((tmp_path / "SynthCaps" / "mel").glob("*.npy"))
+    before = {p: p.stat().st_mtime_ns for p in mels}
+    monkeypatch.setattr(synthcaps, "GENERATOR", "SynthCaps v999")
+    with pytest.raises(UserError, match=r"holds audio from SynthCaps v2 .*, not SynthCaps v999; re-run with --overwrite"):
+        main(["--dataset", "SynthCaps", *sets])
+    assert before == {p: p.stat().st_mtime_ns for p in mels}
+    assert main(["--dataset", "SynthCaps", *sets, "--overwrite"]) == 0
+    stamp = json.loads((tmp_path / "SynthCaps" / "mel" / "mel_config.json").read_text())
+    assert stamp["generator"] == "SynthCaps v999"
+    assert before != {p: p.stat().st_mtime_ns for p in mels}
+
+
 def test_dataset_errors(tiny_synthcaps, tmp_path):
     with pytest.raises(UserError, match="run_prepare.sh --dataset Nope"):
         MelDataset(tiny_synthcaps, ["Nope"], "train", TINY)

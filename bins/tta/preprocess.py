@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     pre, audio = cfg.preprocess, cfg.audio
     processed = args.processed_dir or Path(cfg.data.processed_dir)
     report = PrepareReport()
+    generator = ""
     if args.dataset == "SynthCaps":
+        generator = synthcaps.GENERATOR
         name = "SynthCaps"
         clips = synthcaps.build_clips(
             pre.synthcaps_clips, audio.segment_seconds, audio.sample_rate, pre.valid_ratio, pre.test_ratio, pre.split_seed
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         clips = folder.build_clips(args.raw_dir, name, pre.valid_ratio, pre.test_ratio, pre.split_seed, report)
     out_dir = processed / name
     print(f"preparing {len(clips)} clips of {name} into {out_dir}")
-    prepare_clips(clips, out_dir, audio, pre, overwrite=args.overwrite, report=report)
+    prepare_clips(clips, out_dir, audio, pre, overwrite=args.overwrite, report=report, generator=generator)
     if report.missing:
         shown = ", ".join(report.missing[:5]) + (" ..." if len(report.missing) > 5 else "")
         print(f"{len(report.missing)} clips listed in the metadata are missing on disk: {shown}")
