@@ -180,7 +180,7 @@ def case_ldm_options(work: Path, size: str) -> list[dict]:
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-5)
     gen = torch.Generator().manual_seed(0)
     f = downsample_factor(task.vae)
-    shape = (batch_size, unet.config.in_channels, cfg.audio.n_mels // f, cfg.audio.target_frames // f)
+    shape = (batch_size, unet.config.in_channels, cfg.audio.target_frames // f, cfg.audio.n_mels // f)
     z, t = torch.randn(shape, generator=gen), torch.randint(0, 1000, (batch_size,), generator=gen)
     emb, mask = task.text.encode(["A dog barks and a man speaks"] * batch_size)
     cond = text_condition(unet, emb, mask)

@@ -36,15 +36,15 @@ def curves_png(exp_dir: Path, out: Path) -> Path | None:
 
 
 def vae_figure(vae_exp: Path, reference: Path, out: Path, n: int = 3) -> Path:
-    from models.tta.autoencoderkl.model import load_vae_export
+    from models.tta.autoencoderkl.model import image_to_mel, load_vae_export, mel_to_image
     from models.tta.data import MelDataset
 
     vae, mel_cfg, _ = load_vae_export(vae_exp)
     ds = MelDataset(reference.parent.parent, [reference.parent.name], reference.stem, mel_cfg)
-    x = torch.stack([ds[i]["mel"] for i in range(min(n, len(ds)))]).unsqueeze(1)
+    x = torch.stack([ds[i]["mel"] for i in range(min(n, len(ds)))])
     with torch.no_grad():
-        rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
-    mels = [m[0].numpy() for pair in zip(x, rec) for m in pair]
+        rec = image_to_mel(vae.decode(vae.encode(mel_to_image(x)).latent_dist.mode()).sample)
+    mels = [m.numpy() for pair in zip(x, rec) for m in pair]
     titles = [f"{k}: {ds.rows[i]['Caption']}" for i in range(len(x)) for k in ("input", "VAE reconstruction")]
     fig = mel_figure(mels, titles)
     fig.savefig(out, dpi=70)

@@ -160,12 +160,12 @@ def test_cli_trains_exports_and_loads(tiny_synthcaps, tmp_path, capsys):
     vae, mel_cfg, meta = load_vae_export(exp)
     assert mel_cfg.target_frames == 128 and meta["config"]["model"]["latent_channels"] == 4
     assert vae.config.scaling_factor == pytest.approx(1 / meta["latent_std"])
-    mel = torch.randn(1, 1, 64, 128)
-    assert vae.encode(mel).latent_dist.mode().shape == (1, 4, 32, 64)
+    image = torch.randn(1, 1, 128, 64)  # [B, 1, T, n_mels]: AudioLDM's orientation
+    assert vae.encode(image).latent_dist.mode().shape == (1, 4, 64, 32)
     res = subprocess.run([sys.executable, "bins/tta/eval_vae.py", "--vae", str(exp), "--split", "valid"], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     result = json.loads((exp / "export" / "eval_valid.json").read_text())
-    assert result["compression_ratio"] == 1.0 and result["lsd_db"] > 0 and result["latent_shape"] == [4, 32, 64]
+    assert result["compression_ratio"] == 1.0 and result["lsd_db"] > 0 and result["latent_shape"] == [4, 64, 32]
 
 
 def test_pretrained_vae_folder_as_stage_one(tiny_synthcaps, tmp_path):

@@ -39,7 +39,7 @@ def save_standin_t5(
         captions = [row["caption"] for _, row in zip(range(max_captions), csv.DictReader(f))]
     tok = caption_tokenizer(captions, vocab_size)
     folder = Path(folder)
-    T5TokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0).save_pretrained(str(folder))
+    T5TokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0, model_max_length=512).save_pretrained(str(folder))
     torch.manual_seed(seed)
     config = T5Config(vocab_size=tok.get_vocab_size(), d_model=d_model, d_ff=d_ff, num_layers=num_layers,
                       num_heads=num_heads, d_kv=d_kv, decoder_start_token_id=0)

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from evaluation.mel_metrics import mel_metrics
-    from models.tta.autoencoderkl.model import latent_shape, load_vae_export
+    from models.tta.autoencoderkl.model import image_to_mel, latent_shape, load_vae_export, mel_to_image
     from models.tta.data import MelDataset
     from utils.io import write_json
 
@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     sums: dict[str, float] = {}
     with torch.no_grad():
         for k in tqdm(range(0, len(idx), args.batch_size), desc="eval vae", unit="batch"):
-            x = torch.stack([ds[i]["mel"] for i in idx[k : k + args.batch_size]]).unsqueeze(1)
-            x_rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
-            for name, v in mel_metrics(x[:, 0], x_rec[:, 0]).items():
+            x = torch.stack([ds[i]["mel"] for i in idx[k : k + args.batch_size]])
+            x_rec = image_to_mel(vae.decode(vae.encode(mel_to_image(x)).latent_dist.mode()).sample)
+            for name, v in mel_metrics(x, x_rec).items():
                 sums[name] = sums.get(name, 0.0) + v * len(x)
     result = {k: v / len(idx) for k, v in sums.items()}
     shape = latent_shape(vae, mel_cfg)

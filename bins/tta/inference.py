@@ -44,11 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num_steps", type=int, help="sampler steps (default: the experiment's sampler.num_steps)")
     p.add_argument("--guidance_scale", type=float, help="classifier-free guidance scale (1 disables CFG)")
     p.add_argument("--sampler", help=f"one of {', '.join(SAMPLERS)} (default: the experiment's sampler.name)")
-    p.add_argument("--seed", type=int, default=0, help="same seed, same audio")
+    p.add_argument("--seed", type=int, default=0, help="clip i is drawn with seed + i: same seed, same audio, whatever --batch_size")
     p.add_argument("--duration", type=float, help="seconds (rounded to the latent stride; default: the training length)")
     p.add_argument("--num_samples", type=int, default=1, help="samples per prompt")
     p.add_argument("--batch_size", type=int, default=8, help="prompts per batch")
-    p.add_argument("--vocoder", default="griffinlim", help=f"one of {', '.join(VOCODERS)}")
+    p.add_argument("--vocoder", help=f"one of {', '.join(VOCODERS)} (default: the export's own vocoder if it has one, else griffinlim)")
     p.add_argument("--vocoder_path", help="HiFi-GAN folder or experiment (for --vocoder hifigan)")
     p.add_argument("--experiments_root", type=Path, default=Path("ckpts/tta"), help="where to look for the newest experiment")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
@@ -130,14 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         batch = prompts[start : start + args.batch_size]
         out = pipe(
             batch, negative_prompt=args.negative_text, num_steps=args.num_steps, guidance_scale=args.guidance_scale,
-            sampler=args.sampler, seed=args.seed + start, duration=args.duration, num_samples=args.num_samples,
+            sampler=args.sampler, seed=args.seed + start * args.num_samples, duration=args.duration, num_samples=args.num_samples,
             progress=len(prompts) == 1,
         )
         for i, (prompt, wav, mel) in enumerate(zip(out.prompts, out.wav, out.mel)):
             stem = f"{n:04d}_{slugify(prompt)}"
             save_wav(out_dir / f"{stem}.wav", wav.numpy(), pipe.mel_cfg.sample_rate)
             save_mel_png(out_dir / f"{stem}.png", mel.numpy(), prompt)
-            rows.append({"index": n, "prompt": prompt, "wav": f"{stem}.wav", "png": f"{stem}.png", "seconds": out.seconds, "seed": args.seed + start})
+            rows.append({"index": n, "prompt": prompt, "wav": f"{stem}.wav", "png": f"{stem}.png", "seconds": out.seconds, "seed": args.seed + n})
             print(out_dir / f"{stem}.wav")
             n += 1
     write_jsonl(out_dir / "prompts.jsonl", rows)

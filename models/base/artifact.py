@@ -15,7 +15,12 @@ from utils.io import read_json, write_json
 from utils.mel import MelConfig
 
 ARTIFACT_FILE = "tta_artifact.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Why an older format cannot be loaded, so the error can say what to do instead of only "unsupported".
+RETIRED_FORMATS = {
+    1: "its VAE and U-Net read mels as [n_mels, T] images, this version uses AudioLDM's [T, n_mels] layout; "
+       "train it again (or convert the published model again)",
+}
 
 
 def write_artifact(out_dir: Path, stage: str, config: dict, audio: MelConfig, **extra: Any) -> None:
@@ -38,6 +43,9 @@ def read_artifact(path: str | Path, stage: str, how_to_make: str) -> tuple[dict,
         raise UserError(f"{path} is not a {stage} export (no {ARTIFACT_FILE}); create it with: {how_to_make}")
     if meta.get("stage") != stage:
         raise UserError(f"{path} is a {meta.get('stage')} export, expected {stage}; create one with: {how_to_make}")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{path}: artifact format {meta.get('format_version')} is not supported (expected {FORMAT_VERSION})")
+    version = meta.get("format_version")
+    if version in RETIRED_FORMATS:
+        raise UserError(f"{path} was made by an older version of this toolkit (artifact format {version}): {RETIRED_FORMATS[version]}")
+    if version != FORMAT_VERSION:
+        raise UserError(f"{path}: artifact format {version} is not supported (expected {FORMAT_VERSION})")
     return meta, MelConfig(**meta["audio"])

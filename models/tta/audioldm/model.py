@@ -1,13 +1,20 @@
-"""The stage-2 model: diffusers' UNet2DConditionModel over VAE latents [z, n_mels/f, frames/f],
-cross-attending to text token states; plus the noise schedule (a diffusers scheduler config)."""
+"""The stage-2 model: diffusers' UNet2DConditionModel over VAE latents [z, frames/f, n_mels/f], plus the noise
+schedule (a diffusers scheduler config).
+
+Two conditioning modes, told apart by the U-Net's own config: cross-attention to text token states (ours,
+Tango), optionally plus their masked mean through the timestep embedding (`pooled_text`); or one global text
+vector as `class_labels` with no `encoder_hidden_states` (AudioLDM: `class_embed_type="simple_projection"`,
+its CLAP embedding).
+"""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from diffusers import DDPMScheduler, UNet2DConditionModel
+from diffusers import DDIMScheduler, DDPMScheduler, PNDMScheduler, UNet2DConditionModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from utils.errors import UserError
@@ -56,10 +63,18 @@ def build_unet(cfg: UNetConfig, latent_channels: int) -> UNet2DConditionModel:
     return unet
 
 
-def text_condition(unet: UNet2DConditionModel, emb: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def global_text_vector(unet: UNet2DConditionModel) -> bool:
+    """True for AudioLDM-style U-Nets conditioned only on one text vector (no cross-attention to text)."""
+    return unet.config.class_embed_type == "simple_projection"
+
+
+def text_condition(unet: UNet2DConditionModel, emb: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor | None]:
     """The U-Net's text keyword arguments: token states for cross-attention, plus their masked mean when the
-    U-Net was built with `pooled_text`. The one place both training and sampling build the condition."""
+    U-Net was built with `pooled_text`; or, for a global-vector U-Net, the single projected text state as
+    `class_labels`. The one place both training and sampling build the condition."""
     emb = emb.to(unet.dtype)
+    if global_text_vector(unet):  # emb [B, 1, D]: the text encoder's `projected` output
+        return {"encoder_hidden_states": None, "class_labels": emb[:, 0]}
     kwargs = {"encoder_hidden_states": emb, "encoder_attention_mask": mask}
     if unet.config.class_embed_type == "projection":
         weight = mask.unsqueeze(-1).to(emb.dtype)
@@ -67,7 +82,19 @@ def text_condition(unet: UNet2DConditionModel, emb: torch.Tensor, mask: torch.Te
     return kwargs
 
 
-def check_context_dim(unet: UNet2DConditionModel, text_dim: int, text_name: str) -> None:
+def check_context_dim(unet: UNet2DConditionModel, text_dim: int, text_name: str, text_output: str) -> None:
+    """The text encoder must feed the U-Net's conditioning mode with states of the width it expects."""
+    if global_text_vector(unet):
+        want = unet.config.projection_class_embeddings_input_dim
+        if text_output != "projected" or want != text_dim:
+            raise UserError(
+                f"the U-Net takes one {want}-dim text vector (class_labels), but text encoder '{text_name}' gives "
+                f"{text_output} of width {text_dim}; use a projected ({want}-dim) text encoder (text_encoder.output='projected')"
+            )
+        return
+    if text_output != "tokens":
+        raise UserError(f"text encoder '{text_name}' gives one projected vector, but the U-Net cross-attends to token "
+                        "states; set text_encoder.output='tokens'")
     if unet.config.cross_attention_dim != text_dim:
         raise UserError(
             f"unet.cross_attention_dim={unet.config.cross_attention_dim} but text encoder '{text_name}' "
@@ -80,11 +107,19 @@ def unet_stride(unet: UNet2DConditionModel) -> int:
     return 2 ** (len(unet.config.block_out_channels) - 1)
 
 
+# Every setting a published schedule may carry: DDPM's, plus DDIM's `set_alpha_to_one` and PNDM's
+# `skip_prk_steps` (AudioLDM ships a DDIM config, Tango reads Stable Diffusion 2.1's PNDM/DDIM one).
+SCHEDULE_KEYS = frozenset().union(
+    *(inspect.signature(cls.__init__).parameters for cls in (DDPMScheduler, DDIMScheduler, PNDMScheduler))
+) - {"self", "kwargs"}
+
+
 def build_noise_scheduler(kwargs: dict[str, Any]) -> SchedulerMixin:
-    try:
-        return DDPMScheduler(**kwargs)
-    except TypeError as err:
-        raise UserError(f"noise_scheduler: {err}") from None
+    """The training-time DDPM schedule; samplers are built from the same settings (pipeline.make_sampler)."""
+    unknown = sorted(set(kwargs) - SCHEDULE_KEYS)
+    if unknown:
+        raise UserError(f"noise_scheduler: unknown setting(s) {unknown}; known settings: {sorted(SCHEDULE_KEYS)}")
+    return DDPMScheduler.from_config(kwargs)
 
 
 def velocity_or_noise(scheduler: SchedulerMixin, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,11 @@
 """Text -> audio: the Python API used by the inference script, validation samples and evaluation.
 
-    pipe = TTAPipeline.from_experiment("ckpts/tta/audioldm_demo", vocoder="griffinlim")
+    pipe = TTAPipeline.from_experiment("ckpts/tta/audioldm_demo")   # or a converted AudioLDM / Tango export
     out = pipe(["A high pitched beep repeats"], seed=0)   # out.wav [B, N], out.mel [B, n_mels, T]
 
 Classifier-free guidance runs the unconditional and conditional halves in one batched U-Net call; text is
-encoded once per prompt, not per step; VAE decoding and the vocoder run once on the whole batch.
+encoded once per prompt, not per step; VAE decoding and the vocoder run once on the whole batch. Each clip
+draws its noise from its own generator (seed + its index), so a clip does not depend on the batch it is in.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
-from models.base.artifact import read_artifact
+from models.base.artifact import read_artifact, write_artifact
 from models.tta.audioldm.model import text_condition, unet_stride
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
-from models.tta.autoencoderkl.model import downsample_factor
+from models.tta.autoencoderkl.model import downsample_factor, image_to_mel
 from utils.errors import UserError
 from utils.mel import MelConfig
 
@@ -46,7 +47,8 @@ SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = {
     "heun": (HeunDiscreteScheduler, {}),
     "pndm": (PNDMScheduler, {"skip_prk_steps": True}),
 }
-HOW_TO_TRAIN = "sh egs/tta/audioldm/run_train.sh"
+STAGE = "audioldm"
+HOW_TO_TRAIN = "sh egs/tta/audioldm/run_train.sh (or convert a published model: sh egs/tta/pretrained/run_convert.sh)"
 MAX_SECONDS = 60.0  # longer requests are refused rather than exhausting memory
 
 
@@ -72,6 +74,22 @@ def make_sampler(name: str, train_scheduler_config: dict[str, Any]):
     return cls.from_config({**train_scheduler_config, **extra})
 
 
+def save_export(
+    out_dir: Path, *, vae, unet: UNet2DConditionModel, text_model, tokenizer, text_config: dict[str, Any],
+    noise_scheduler: dict[str, Any], sampler: dict[str, Any], audio: MelConfig, config: dict, vocoder=None, **extra: Any,
+) -> None:
+    """Write a stage-2 export (the one layout `from_experiment` reads): vae/, unet/, text_encoder/ (model and
+    tokenizer together), optional vocoder/, and the artifact json with the schedule and sampler defaults."""
+    unet.to(memory_format=torch.contiguous_format).save_pretrained(str(out_dir / "unet"), safe_serialization=True)
+    text_model.save_pretrained(str(out_dir / "text_encoder"), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir / "text_encoder"))
+    vae.save_pretrained(str(out_dir / "vae"), safe_serialization=True)
+    if vocoder is not None:
+        vocoder.save_pretrained(str(out_dir / "vocoder"), safe_serialization=True)
+    write_artifact(out_dir, STAGE, config, audio, noise_scheduler=noise_scheduler, sampler=sampler,
+                   text_encoder={**text_config, "name_or_path": "text_encoder"}, **extra)
+
+
 class TTAPipeline:
     def __init__(
         self, vae, unet: UNet2DConditionModel, text: TextEncoder, noise_scheduler: dict[str, Any],
@@ -87,18 +105,24 @@ class TTAPipeline:
         self.frame_stride = downsample_factor(vae) * unet_stride(unet)
 
     @classmethod
-    def from_experiment(cls, path: str | Path, vocoder: str = "griffinlim", vocoder_path: str | None = None, device: str = "cpu") -> "TTAPipeline":
-        """Load `<exp>/export` (or an export folder) of stage 2, plus a vocoder."""
+    def from_experiment(cls, path: str | Path, vocoder: str | None = None, vocoder_path: str | None = None, device: str = "cpu") -> "TTAPipeline":
+        """Load `<exp>/export` (or an export folder) of stage 2, plus a vocoder: by default the export's own
+        `vocoder/` (converted published models carry one), else Griffin-Lim."""
         from diffusers import AutoencoderKL
 
         from models.vocoder import load_vocoder
 
-        meta, mel_cfg = read_artifact(path, "audioldm", HOW_TO_TRAIN)
+        meta, mel_cfg = read_artifact(path, STAGE, HOW_TO_TRAIN)
         root = Path(meta["dir"])
         vae = AutoencoderKL.from_pretrained(str(root / "vae")).eval().to(device)
         unet = UNet2DConditionModel.from_pretrained(str(root / "unet")).eval().to(device)
         text_cfg = TextEncoderConfig(**{**meta["text_encoder"], "name_or_path": str(root / "text_encoder"), "trainable": False})
         text = TextEncoder(text_cfg).to(device)
+        own = root / "vocoder"
+        if vocoder is None:
+            vocoder = "hifigan" if own.is_dir() else "griffinlim"
+        if vocoder == "hifigan" and vocoder_path is None and own.is_dir():
+            vocoder_path = str(own)
         voc = load_vocoder(vocoder, vocoder_path, mel_cfg, device)
         return cls(vae, unet, text, meta["noise_scheduler"], mel_cfg, voc, meta.get("sampler"))
 
@@ -131,6 +155,7 @@ class TTAPipeline:
         guidance_scale: float | None = None, sampler: str | None = None, seed: int = 0,
         duration: float | None = None, num_samples: int = 1, progress: bool = False,
     ) -> TTAOutput:
+        """Clip i (prompts repeated `num_samples` times each) is drawn with seed + i, whatever the batch."""
         if not prompts or any(not p.strip() for p in prompts):
             raise UserError("empty prompt: give a non-empty --text")
         num_steps = int(num_steps or self.defaults["num_steps"])
@@ -141,7 +166,7 @@ class TTAPipeline:
         prompts = [p for p in prompts for _ in range(num_samples)]
         frames = self.frames_for(duration)
         f = downsample_factor(self.vae)
-        shape = (len(prompts), self.vae.config.latent_channels, self.mel_cfg.n_mels // f, frames // f)
+        shape = (self.vae.config.latent_channels, frames // f, self.mel_cfg.n_mels // f)  # [C, T / f, n_mels / f]
         device = self.device
 
         # 1. text, once per prompt; CFG batch = [unconditional | conditional]
@@ -158,11 +183,13 @@ class TTAPipeline:
 
         timings["text"] = time.perf_counter() - clock
 
-        # 2. reverse diffusion from z_T ~ N(0, sigma_max^2 I); noise drawn on CPU so seeds match across devices
-        gen = torch.Generator().manual_seed(seed)
+        # 2. reverse diffusion from z_T ~ N(0, sigma_max^2 I); noise drawn on CPU so seeds match across devices,
+        #    one generator per clip (diffusers schedulers draw a stochastic step's noise per generator too)
+        gens = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
         sched.set_timesteps(num_steps, device=device)
-        step_kwargs = {"generator": gen} if "generator" in inspect.signature(sched.step).parameters else {}
-        z = (torch.randn(shape, generator=gen) * sched.init_noise_sigma).to(device, self.unet.dtype)
+        step_kwargs = {"generator": gens} if "generator" in inspect.signature(sched.step).parameters else {}
+        z = torch.cat([torch.randn((1, *shape), generator=g) for g in gens])
+        z = (z * sched.init_noise_sigma).to(device, self.unet.dtype)
         steps = sched.timesteps
         if progress:
             from tqdm import tqdm
@@ -174,8 +201,8 @@ class TTAPipeline:
 
         timings["diffusion"] = time.perf_counter() - clock - timings["text"]
 
-        # 3. decode latents -> log-mel [B, n_mels, frames] -> waveform
-        mel = self.vae.decode(z.to(self.vae.dtype) / self.vae.config.scaling_factor).sample[:, 0]
+        # 3. decode latents -> VAE image [B, 1, frames, n_mels] -> log-mel [B, n_mels, frames] -> waveform
+        mel = image_to_mel(self.vae.decode(z.to(self.vae.dtype) / self.vae.config.scaling_factor).sample)
         timings["vae_decode"] = time.perf_counter() - clock - sum(timings.values())
         wav = self.vocoder(mel)
         timings["vocoder"] = time.perf_counter() - clock - sum(timings.values())

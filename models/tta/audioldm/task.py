@@ -8,8 +8,7 @@ samples z = mean + std * eps with the step's generator, exactly as the on-the-fl
 from __future__ import annotations
 
 import hashlib
-import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,12 @@ import torch.nn.functional as F
 from diffusers.training_utils import compute_snr
 from tqdm import tqdm
 
-from models.base.artifact import write_artifact
 from models.base.task import Task
 from models.tta.audioldm.model import (
     UNetConfig, build_noise_scheduler, build_unet, check_context_dim, text_condition, velocity_or_noise,
 )
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
-from models.tta.autoencoderkl.model import load_vae_export
+from models.tta.autoencoderkl.model import load_vae_export, mel_to_image
 from models.tta.data import MelDataset, collate
 from utils.errors import UserError
 from utils.io import atomic_path
@@ -33,7 +31,6 @@ from utils.log import get_logger
 from utils.schema import BaseConfig
 
 log = get_logger("audioldm")
-STAGE = "audioldm"
 
 
 @dataclass(frozen=True)
@@ -102,7 +99,7 @@ class AudioLDMTask(Task):
     def build(self):
         self.text = TextEncoder(self.cfg.text_encoder).to(self.accelerator.device)
         unet = build_unet(self.cfg.unet, self.vae.config.latent_channels)
-        check_context_dim(unet, self.text.hidden_size, self.cfg.text_encoder.name_or_path)
+        check_context_dim(unet, self.text.hidden_size, self.cfg.text_encoder.name_or_path, self.cfg.text_encoder.output)
         self.noise_scheduler = build_noise_scheduler(self.cfg.model.noise_scheduler)
         self.modules = {"unet": unet}
         self.optimizers = {"unet": self.adam(unet)}
@@ -123,8 +120,8 @@ class AudioLDMTask(Task):
 
     @torch.no_grad()
     def posterior(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel [B, n_mels, T] -> posterior params [B, 2, z, h, w] (mean, std) of the frozen VAE."""
-        dist = self.vae.encode(mel.unsqueeze(1).to(self.accelerator.device)).latent_dist
+        """mel [B, n_mels, T] -> posterior params [B, 2, z, T / f, n_mels / f] (mean, std) of the frozen VAE."""
+        dist = self.vae.encode(mel_to_image(mel).to(self.accelerator.device)).latent_dist
         return torch.stack([dist.mean, dist.std], dim=1)
 
     def build_latent_cache(self, latent_dir: str) -> None:
@@ -213,17 +210,10 @@ class AudioLDMTask(Task):
 
     # ---- export --------------------------------------------------------------------------------
     def export(self, out_dir: Path, resolved_config: dict) -> None:
-        unet = self.unwrap("unet").to(memory_format=torch.contiguous_format)  # safetensors stores contiguous tensors
-        unet.save_pretrained(str(out_dir / "unet"), safe_serialization=True)
-        self.text.model.save_pretrained(str(out_dir / "text_encoder"), safe_serialization=True)
-        self.text.tokenizer.save_pretrained(str(out_dir / "text_encoder"))
-        vae_src = Path(self.vae_meta["dir"]) / "vae"
-        if (out_dir / "vae").resolve() != vae_src.resolve():
-            shutil.rmtree(out_dir / "vae", ignore_errors=True)
-            shutil.copytree(vae_src, out_dir / "vae")
-        text_cfg = replace(self.cfg.text_encoder, name_or_path="text_encoder")
-        write_artifact(
-            out_dir, STAGE, resolved_config, self.cfg.audio,
-            noise_scheduler=self.cfg.model.noise_scheduler, sampler=self.sampler_defaults(),
-            text_encoder=text_cfg.__dict__, vae_artifact=self.vae_meta["dir"],
+        from models.tta.audioldm.pipeline import save_export
+
+        save_export(
+            out_dir, vae=self.vae, unet=self.unwrap("unet"), text_model=self.text.model, tokenizer=self.text.tokenizer,
+            text_config=self.cfg.text_encoder.__dict__, noise_scheduler=self.cfg.model.noise_scheduler,
+            sampler=self.sampler_defaults(), audio=self.cfg.audio, config=resolved_config, vae_artifact=self.vae_meta["dir"],
         )

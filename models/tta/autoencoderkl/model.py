@@ -1,4 +1,8 @@
-"""The stage-1 model: diffusers' AutoencoderKL over a log-mel treated as a 1-channel image [B, 1, n_mels, T].
+"""The stage-1 model: diffusers' AutoencoderKL over a log-mel treated as a 1-channel image [B, 1, T, n_mels].
+
+Time runs along the image height and mel bins along its width, AudioLDM's orientation: its published VAE,
+U-Net and vocoder (and Tango's) work on `[B, 1, T, n_mels]` images and `[B, C, T / f, n_mels / f]` latents,
+so ours do too. Stored mels stay `[n_mels, T]`; `mel_to_image` / `image_to_mel` are the only transposes.
 
 Both Amphion's (block_out_channels [128,128,256,256,512], 4 latent channels) and AudioLDM's
 ([128,256,512], 8 latent channels, 4x per axis) architectures are plain configs of this class. Note that
@@ -14,7 +18,7 @@ import torch
 from diffusers import AutoencoderKL
 from torch import nn
 
-from models.base.artifact import read_artifact
+from models.base.artifact import ARTIFACT_FILE, read_artifact
 from utils.errors import UserError
 from utils.mel import MelConfig
 
@@ -58,13 +62,24 @@ class MelVAE(nn.Module):
         return self.vae.decode(z).sample, posterior
 
 
+def mel_to_image(mel: torch.Tensor) -> torch.Tensor:
+    """log-mel [B, n_mels, T] -> VAE image [B, 1, T, n_mels] (AudioLDM's orientation)."""
+    return mel.transpose(-1, -2).unsqueeze(1)
+
+
+def image_to_mel(image: torch.Tensor) -> torch.Tensor:
+    """VAE image [B, 1, T, n_mels] -> log-mel [B, n_mels, T]."""
+    return image[:, 0].transpose(-1, -2)
+
+
 def downsample_factor(vae: AutoencoderKL) -> int:
     return 2 ** (len(vae.config.block_out_channels) - 1)
 
 
 def latent_shape(vae: AutoencoderKL, mel_cfg: MelConfig, frames: int | None = None) -> tuple[int, int, int]:
+    """(channels, latent frames, latent mel bins) of a clip of `frames` mel frames."""
     f = downsample_factor(vae)
-    return vae.config.latent_channels, mel_cfg.n_mels // f, (frames or mel_cfg.target_frames) // f
+    return vae.config.latent_channels, (frames or mel_cfg.target_frames) // f, mel_cfg.n_mels // f
 
 
 def check_vae(vae: AutoencoderKL, mel_cfg: MelConfig, where: str) -> None:
@@ -80,11 +95,15 @@ def check_vae(vae: AutoencoderKL, mel_cfg: MelConfig, where: str) -> None:
 
 
 def load_pretrained_vae(path: str | Path, mel_cfg: MelConfig) -> AutoencoderKL:
-    """A diffusers-format AutoencoderKL folder (config.json + weights), checked against the mel settings."""
+    """A diffusers-format AutoencoderKL folder (config.json + weights), or a stage-1 export (ours, or a published
+    VAE converted with bins/tta/convert.py --only vae), checked against the mel settings."""
     path = Path(path)
-    if not (path / "config.json").is_file():
-        raise UserError(f"{path} is not a diffusers AutoencoderKL folder (no config.json)")
-    vae = AutoencoderKL.from_pretrained(str(path))
+    if any((p / ARTIFACT_FILE).is_file() for p in (path, path / "export")):
+        vae = load_vae_export(path)[0]
+    elif (path / "config.json").is_file():
+        vae = AutoencoderKL.from_pretrained(str(path))
+    else:
+        raise UserError(f"{path} is neither a diffusers AutoencoderKL folder (no config.json) nor a VAE export")
     check_vae(vae, mel_cfg, str(path))
     return vae
 

@@ -10,7 +10,9 @@ import torch
 from models.base.artifact import write_artifact
 from models.base.task import Task
 from models.tta.autoencoderkl import loss as L
-from models.tta.autoencoderkl.model import STAGE, MelVAE, VAEModelConfig, build_vae, check_vae, load_pretrained_vae
+from models.tta.autoencoderkl.model import (
+    STAGE, MelVAE, VAEModelConfig, build_vae, check_vae, image_to_mel, load_pretrained_vae, mel_to_image,
+)
 from models.vocoder.griffinlim import GriffinLim
 from modules.discriminator import NLayerDiscriminator
 from modules.gan_losses import gan_active
@@ -47,7 +49,7 @@ class AutoencoderKLTask(Task):
 
     @staticmethod
     def _input(batch: dict) -> torch.Tensor:
-        return batch["mel"].unsqueeze(1)  # [B, n_mels, T] -> [B, 1, n_mels, T]
+        return mel_to_image(batch["mel"])  # [B, n_mels, T] -> [B, 1, T, n_mels]
 
     def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         vae, disc = self.modules["g"], self.modules["d"]
@@ -90,10 +92,10 @@ class AutoencoderKLTask(Task):
 
         x = self._input(batch)[:2]
         x_rec, _ = self.unwrap("g")(x, sample=False)
-        mels = [m[0].float().cpu().numpy() for pair in zip(x, x_rec) for m in pair]
+        mels = [m.float().cpu().numpy() for pair in zip(image_to_mel(x), image_to_mel(x_rec)) for m in pair]
         titles = [f"{kind} {uid}" for uid in batch["uid"][:2] for kind in ("input", "reconstruction")]
         writer.add_figure("mel/input_vs_reconstruction", mel_figure(mels, titles), step)
-        wav = GriffinLim(self.cfg.audio)(x_rec[:1, 0])
+        wav = GriffinLim(self.cfg.audio)(image_to_mel(x_rec[:1]))
         writer.add_audio("audio/reconstruction_griffinlim", wav[0].clamp(-1, 1), step, sample_rate=self.cfg.audio.sample_rate)
 
     @torch.no_grad()
@@ -105,7 +107,7 @@ class AutoencoderKLTask(Task):
         idx = torch.randperm(len(ds), generator=gen)[: self.cfg.model.scale_batches * self.cfg.train.batch_size]
         zs = []
         for chunk in idx.split(self.cfg.train.batch_size):
-            x = torch.stack([ds[int(i)]["mel"] for i in chunk]).unsqueeze(1).to(self.accelerator.device)
+            x = mel_to_image(torch.stack([ds[int(i)]["mel"] for i in chunk])).to(self.accelerator.device)
             zs.append(vae.encode(x).latent_dist.sample(generator=gen).float().cpu())
         return float(torch.cat(zs).std())
 
