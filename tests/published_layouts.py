@@ -199,3 +199,12 @@ def save_tiny_tango(folder: Path, t5_folder: Path, seed: int = 0) -> dict:
     (folder / "stft_config.json").write_text(json.dumps({"filter_length": 1024, "hop_length": 160, "win_length": 1024,
                                                           "n_mel_channels": 64, "sampling_rate": 16000, "mel_fmin": 0, "mel_fmax": 8000}))
     return {"unet": unet.eval(), "text": text.eval(), "vae": vae.eval(), "vocoder": vocoder}
+
+
+def save_tiny_clap_text(folder: Path, captions: list[str], seed: int = 0) -> Path:
+    """A CLAP text tower with projection and its RoBERTa tokenizer in one folder (as our exports keep them)."""
+    tokenizer = roberta_tokenizer(captions)
+    torch.manual_seed(seed)
+    ClapTextModelWithProjection(ClapTextConfig(vocab_size=len(tokenizer), projection_dim=16, projection_hidden_act="relu", **TEXT)).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder

@@ -210,3 +210,61 @@ def test_channels_last_gives_the_same_gradients_and_exports(tiny_synthcaps, tiny
     trainer = Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *sets), "nhwc")
     export = trainer.run()
     assert UNet2DConditionModel.from_pretrained(str(export / "unet")).conv_in.weight.shape == nhwc.conv_in.weight.shape
+
+
+def test_training_with_a_global_text_vector(tiny_synthcaps, tiny_vae, tmp_path):
+    """AudioLDM's conditioning mode in the same task: a projected (CLAP) text vector, no cross-attention to text."""
+    from conftest import AUDIOCAPS_TABLES
+    from models.tta.audioldm.pipeline import TTAPipeline
+    from published_layouts import save_tiny_clap_text
+
+    captions = [line.split(",", 2)[-1] for line in (AUDIOCAPS_TABLES / "train.csv").read_text().splitlines()[1:400]]
+    clap = save_tiny_clap_text(tmp_path / "clap", captions)
+    sets = [f"text_encoder.name_or_path={clap}", "text_encoder.output=projected", "train.max_steps=2", "model.valid_samples=0"]
+    with pytest.raises(UserError, match="pooled_text needs token states"):  # the demo config's pooled_text: true
+        Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *sets), "x")
+    sets.append("unet.pooled_text=false")
+    trainer = Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *sets), "clap")
+    unet = trainer.task.unwrap("unet")
+    assert unet.config.class_embed_type == "simple_projection" and unet.config.projection_class_embeddings_input_dim == 16
+    before = {k: v.clone() for k, v in unet.class_embedding.state_dict().items()}
+    export = trainer.run()
+    assert any(not torch.equal(before[k], v) for k, v in trainer.task.unwrap("unet").class_embedding.state_dict().items())
+    pipe = TTAPipeline.from_experiment(export)
+    a, b = (pipe([p], seed=0, num_steps=2).mel for p in ("A dog barks", "Rain on a roof"))
+    assert torch.isfinite(a).all() and not torch.allclose(a, b)
+
+
+def test_accumulated_micro_batches_draw_different_noise(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    """With train.grad_accum_steps=2 the two micro-batches of a step get their own noise, timesteps and CFG
+    dropout; micro-batch 0 keeps the seed a run without accumulation uses."""
+    sets = [*t5_sets(tiny_t5), "train.max_steps=1", "train.grad_accum_steps=2", "train.valid_every=100", "model.valid_samples=0"]
+    trainer = Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *sets), "accum")
+    seeds = []
+    real = trainer.task.diffusion_loss
+    trainer.task.diffusion_loss = lambda batch, gen, dropout: seeds.append(gen.initial_seed()) or real(batch, gen, dropout)
+    trainer.run()
+    assert seeds[0] != seeds[1]  # the two micro-batches of step 0 (validation's fixed generator follows)
+    trainer.task.micro_batch = 0
+    assert seeds[0] == trainer.task.step_generator(0).initial_seed()
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["model.min_snr_gamma=5", "model.noise_scheduler.rescale_betas_zero_snr=true", "model.noise_scheduler.prediction_type=epsilon"],
+     "0/0"),
+    (["model.sampler.guidance=2"], r"model.sampler: unknown key\(s\) \['guidance'\]"),
+    (["model.noise_scheduler.beta_schedul=linear"], r"model.noise_scheduler: unknown key\(s\) \['beta_schedul'\]"),
+])
+def test_inconsistent_diffusion_settings_are_config_errors(tiny_synthcaps, tiny_vae, tmp_path, sets, message):
+    from utils.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *sets)
+
+
+def test_a_broken_task_import_is_not_reported_as_an_unknown_model_type(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "models.vocoder.task", None)  # importing it now raises ImportError
+    with pytest.raises(ImportError):
+        train_main(["--config", "egs/tta/hifigan/exp_config_debug.json", "--exp_name", "x"])

@@ -16,7 +16,8 @@ def test_every_entry_point_has_help(script):
     assert res.stdout.startswith("usage:") and len(res.stdout.splitlines()) > 3
 
 
-@pytest.mark.parametrize("recipe", ["prepare/run_prepare.sh", "autoencoderkl/run_train.sh", "audioldm/run_train.sh", "hifigan/run_train.sh"])
+@pytest.mark.parametrize("recipe", ["prepare/run_prepare.sh", "autoencoderkl/run_train.sh", "audioldm/run_train.sh", "hifigan/run_train.sh",
+                                    "pretrained/run_convert.sh"])
 def test_recipes_run_under_sh(recipe):
     res = subprocess.run(["sh", f"egs/tta/{recipe}", "--help"], cwd=REPO, capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable})

@@ -83,6 +83,10 @@ def test_evaluate_errors_are_one_line(tmp_path, real_as_generated):
         evaluate_main(["--generated", str(generated), "--reference", str(ref), "--embedding", "panns"])
     with pytest.raises(UserError, match="unknown --embedding"):
         load_embedding("fad9000", None, DEMO_AUDIO)
+    unstamped = tmp_path / "copy" / "SynthCaps"  # a split whose audio settings are unknown is not guessed
+    shutil.copytree(ref.parent, unstamped, ignore=shutil.ignore_patterns("mel"))
+    with pytest.raises(UserError, match="mel_config.json not found"):
+        evaluate_main(["--generated", str(generated), "--reference", str(unstamped / ref.name)])
 
 
 def test_report_has_audio_mels_and_scores(real_as_generated, tiny_vae, tmp_path):

@@ -197,3 +197,23 @@ def test_hifigan_loads_from_a_saved_folder(tmp_path):
         load_vocoder("hifigan", str(tmp_path / "vocoder"), MelConfig(n_mels=80))
     with pytest.raises(UserError, match="multiply to 80"):
         build_generator(HiFiGANConfig([5, 4, 2, 2], [10, 8, 4, 4], 32, [3], [[1, 3]]), cfg)
+
+
+def test_checkpoint_inference_uses_the_ema_weights_and_needs_no_export(tiny_ldm, tmp_path):
+    """--checkpoint_path <exp>/checkpoints/step_*: the EMA U-Net of that step (not the raw training weights),
+    built from the run's config, also when the experiment has no export yet."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    exp = tmp_path / "exp"
+    shutil.copytree(tiny_ldm, exp, ignore=shutil.ignore_patterns("export"))
+    step = sorted((exp / "checkpoints").glob("step_*"))[-1]
+    pipe = TTAPipeline.from_checkpoint(step)
+    shadow = torch.load(step / "state.pt", weights_only=True)["ema"]["shadow_params"]
+    for p, s in zip(pipe.unet.parameters(), shadow):
+        torch.testing.assert_close(p, s)
+    raw = load_file(str(step / "unet.safetensors"))
+    assert any(not torch.equal(raw[k], v) for k, v in pipe.unet.state_dict().items())
+    assert infer_main(["--checkpoint_path", str(step), "--text", "A dog barks", "--num_steps", "2", "--output_dir", str(tmp_path / "gen")]) == 0
+    assert len(list((tmp_path / "gen").glob("*.wav"))) == 1

@@ -119,6 +119,17 @@ def test_tango_folder_sounds_like_tango_inference(tmp_path, tiny_t5):
     assert relative_error(wav, ref) <= 1e-4
 
 
+def test_tango_unet_config_file_is_used_when_present(tmp_path, tiny_t5):
+    """With Tango's config file copied into the folder, settings the weights cannot show come from it."""
+    truth = save_tiny_tango(tmp_path / "tango", tiny_t5)
+    (tmp_path / "tango" / "configs").mkdir()
+    config = {**dict(truth["unet"].config), "attention_head_dim": 4}
+    (tmp_path / "tango" / "configs" / "diffusion_model_config.json").write_text(json.dumps(config, default=list))
+    out = convert("tango", tmp_path / "tango", tmp_path / "converted", text_encoder=tiny_t5)
+    assert json.loads((out / "unet" / "config.json").read_text())["attention_head_dim"] == 4
+    assert json.loads((out / "tta_artifact.json").read_text())["config"]["converted_from"]["unet_config"] == "Tango's config file"
+
+
 def test_parts_convert_alone_for_the_other_stages(audioldm, tmp_path):
     folder, pipe = audioldm
     vae_out = convert("audioldm", folder, tmp_path / "vae", part="vae")

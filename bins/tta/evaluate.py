@@ -45,7 +45,10 @@ def evaluate(generated: Path, reference: Path, embedding: str = "mel_stats", emb
     gen_rows = [json.loads(line) for line in prompts_file.read_text().splitlines() if line.strip()]
     ref_rows = read_json(reference)
     mel_stamp = reference.parent / "mel" / "mel_config.json"
-    mel_cfg = MelConfig(**read_json(mel_stamp)["audio"]) if mel_stamp.exists() else MelConfig()
+    if not mel_stamp.is_file():  # the audio settings every measure below depends on; never guessed
+        raise UserError(f"{mel_stamp} not found: --reference must be a split of a prepared dataset "
+                        "(sh egs/tta/prepare/run_prepare.sh writes it)")
+    mel_cfg = MelConfig(**read_json(mel_stamp)["audio"])
     by_caption = {r["Caption"]: r for r in ref_rows}
     embed = load_embedding(embedding, embedding_path, mel_cfg, device)
     spectra = embed if isinstance(embed, MelStatsEmbedding) else MelStatsEmbedding(mel_cfg)  # for the paired KL

@@ -101,8 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     prompts = load_prompts(args)
     if args.num_samples < 1 or args.batch_size < 1:
         raise UserError("--num_samples and --batch_size must be at least 1")
-    from safetensors.torch import load_file
-
     from models.tta.audioldm.pipeline import TTAPipeline, check_duration, make_sampler
     from utils.audio import save_wav
     from utils.io import slugify, write_jsonl
@@ -114,16 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"using the newest experiment: {path}")
     if not path.exists():
         raise UserError(f"--checkpoint_path {path} does not exist")
-    step_weights = path / "unet.safetensors"
-    exp = path.parent.parent if step_weights.exists() else path
+    is_checkpoint = (path / "unet.safetensors").exists()
+    exp = path.parent.parent if is_checkpoint else path
     if args.sampler is not None:  # fail on bad options before loading anything
         make_sampler(args.sampler, {})
     if args.duration is not None:
         check_duration(args.duration)
-    pipe = TTAPipeline.from_experiment(exp, args.vocoder, args.vocoder_path, args.device)
-    if step_weights.exists():
-        pipe.unet.load_state_dict(load_file(str(step_weights)))
-        print(f"using U-Net weights of {path}")
+    if is_checkpoint:
+        pipe = TTAPipeline.from_checkpoint(path, args.vocoder, args.vocoder_path, args.device)
+        print(f"using the weights of checkpoint {path}")
+    else:
+        pipe = TTAPipeline.from_experiment(exp, args.vocoder, args.vocoder_path, args.device)
     out_dir = args.output_dir or (exp / "inference")
     rows, t0, n = [], time.time(), 0
     for start in range(0, len(prompts), args.batch_size):

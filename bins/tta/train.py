@@ -18,23 +18,13 @@ from utils.config import ConfigError, load_config, load_raw  # noqa: E402
 
 
 def task_registry() -> dict:
-    """model_type -> Task class (imported lazily: each pulls in its own model code)."""
+    """model_type -> Task class. Imported here, not at the top, so `--help` answers without loading torch;
+    a broken import inside a task is raised as it is, not hidden as an unknown model_type."""
+    from models.tta.audioldm.task import AudioLDMTask
     from models.tta.autoencoderkl.task import AutoencoderKLTask
+    from models.vocoder.task import HiFiGANTask
 
-    registry = {"AutoencoderKL": AutoencoderKLTask}
-    try:
-        from models.tta.audioldm.task import AudioLDMTask
-
-        registry["AudioLDM"] = AudioLDMTask
-    except ImportError:
-        pass
-    try:
-        from models.vocoder.task import HiFiGANTask
-
-        registry["HiFiGAN"] = HiFiGANTask
-    except ImportError:
-        pass
-    return registry
+    return {"AutoencoderKL": AutoencoderKLTask, "AudioLDM": AudioLDMTask, "HiFiGAN": HiFiGANTask}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

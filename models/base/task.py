@@ -3,7 +3,8 @@
 A task declares its trainable modules and optimizers, and implements `train_step` (reading top to
 bottom, calling `self.optim_step` for each optimizer), `valid_step`, optional `log_samples`, and
 `export`. All randomness inside a step comes from `step_generator(step)`, a function of
-(seed, step, rank), so a resumed run repeats exactly what the uninterrupted run would have done.
+(seed, step, micro-batch, rank), so a resumed run repeats exactly what the uninterrupted run would have
+done, and accumulated micro-batches differ.
 """
 
 from __future__ import annotations
@@ -55,9 +56,14 @@ class Task(ABC):
         )
 
     # ---- per step ------------------------------------------------------------------------------
+    # Which micro-batch of the step `train_step` is on (0 .. grad_accum_steps - 1); set by the Trainer so
+    # that accumulated micro-batches draw different noise, timesteps and dropout.
+    micro_batch: int = 0
+
     def step_generator(self, step: int, device: torch.device | None = None) -> torch.Generator:
-        """Per-step, per-rank RNG: noise, timesteps, dropout masks all come from here."""
-        seed = (self.cfg.seed * 1_000_003 + step) * 64 + self.accelerator.process_index
+        """Per-step, per-micro-batch, per-rank RNG: noise, timesteps, dropout masks all come from here.
+        Micro-batch 0 keeps the seeds of runs without accumulation."""
+        seed = (self.cfg.seed * 1_000_003 + step) * 64 + self.accelerator.process_index + self.micro_batch * 2**48
         return torch.Generator(device=device or "cpu").manual_seed(seed % (2**63))
 
     def optim_step(self, names: str | tuple[str, ...], loss: torch.Tensor) -> None:

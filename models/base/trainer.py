@@ -143,8 +143,7 @@ class Trainer:
         epoch, offset = divmod(consumed, per_epoch)
         while True:
             self.train_dl.set_epoch(epoch)
-            self.train_dl.skip_batches = offset
-            yield from self.train_dl
+            yield from self.accelerator.skip_first_batches(self.train_dl, offset) if offset else self.train_dl
             epoch, offset = epoch + 1, 0
 
     @torch.no_grad()
@@ -200,8 +199,9 @@ class Trainer:
         n_running, t0 = 0, time.time()
         it = self.batches()
         while self.step < t.max_steps:
-            for _ in range(t.grad_accum_steps):
+            for micro in range(t.grad_accum_steps):
                 batch = next(it)
+                self.task.micro_batch = micro
                 with acc.accumulate(*self.task.modules.values()):
                     out = self.task.train_step(batch, self.step)
             loss = out["loss"].detach()

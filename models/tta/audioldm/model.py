@@ -26,7 +26,7 @@ class UNetConfig:
     layers_per_block: int
     attention_levels: list[bool]  # cross-attention at each resolution level
     attention_head_dim: int  # channels per attention head
-    cross_attention_dim: int  # must equal the text encoder's hidden size
+    cross_attention_dim: int  # must equal the text encoder's hidden size (unused with a projected text encoder)
     norm_num_groups: int
     gradient_checkpointing: bool
     # also add the masked-mean text embedding to the timestep embedding (a global FiLM-style condition, as
@@ -41,20 +41,29 @@ class UNetConfig:
                 f"unet.attention_levels has {len(self.attention_levels)} entries, block_out_channels {len(self.block_out_channels)}"
             )
         if not any(self.attention_levels) and not self.pooled_text:
-            raise ValueError("unet has no text input: set a true in unet.attention_levels or unet.pooled_text: true")
+            raise ValueError("unet has no text input: set a true in unet.attention_levels or unet.pooled_text: true "
+                             "(a projected text encoder conditions every block and needs neither)")
 
 
-def build_unet(cfg: UNetConfig, latent_channels: int) -> UNet2DConditionModel:
+def build_unet(cfg: UNetConfig, latent_channels: int, global_text_dim: int | None = None) -> UNet2DConditionModel:
+    """Cross-attention to text token states; or, with `global_text_dim` (a `projected` text encoder), AudioLDM's
+    design: the text vector through a linear projection concatenated to the timestep embedding, and the
+    attention levels' second attention attending to the image itself."""
+    if global_text_dim is not None and cfg.pooled_text:
+        raise UserError("unet.pooled_text needs token states; a projected text encoder already gives one global vector")
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.attention_levels)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.attention_levels))
+    if global_text_dim is not None:
+        text_kwargs = dict(cross_attention_dim=tuple(cfg.block_out_channels), class_embed_type="simple_projection",
+                           projection_class_embeddings_input_dim=global_text_dim, class_embeddings_concat=True)
+    else:
+        text_kwargs = dict(cross_attention_dim=cfg.cross_attention_dim, class_embed_type="projection" if cfg.pooled_text else None,
+                           projection_class_embeddings_input_dim=cfg.cross_attention_dim if cfg.pooled_text else None)
     unet = UNet2DConditionModel(
         in_channels=latent_channels, out_channels=latent_channels,
         down_block_types=down, up_block_types=up, block_out_channels=tuple(cfg.block_out_channels),
-        layers_per_block=cfg.layers_per_block, cross_attention_dim=cfg.cross_attention_dim,
-        attention_head_dim=cfg.attention_head_dim, norm_num_groups=cfg.norm_num_groups,
-        mid_block_type="UNetMidBlock2DCrossAttn" if any(cfg.attention_levels) else None,
-        class_embed_type="projection" if cfg.pooled_text else None,
-        projection_class_embeddings_input_dim=cfg.cross_attention_dim if cfg.pooled_text else None,
+        layers_per_block=cfg.layers_per_block, attention_head_dim=cfg.attention_head_dim, norm_num_groups=cfg.norm_num_groups,
+        mid_block_type="UNetMidBlock2DCrossAttn" if any(cfg.attention_levels) else None, **text_kwargs,
     )
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()

@@ -126,6 +126,45 @@ class TTAPipeline:
         voc = load_vocoder(vocoder, vocoder_path, mel_cfg, device)
         return cls(vae, unet, text, meta["noise_scheduler"], mel_cfg, voc, meta.get("sampler"))
 
+    @classmethod
+    def from_checkpoint(cls, step_dir: str | Path, vocoder: str | None = None, vocoder_path: str | None = None, device: str = "cpu") -> "TTAPipeline":
+        """A training checkpoint (`<exp>/checkpoints/step_*`), no export needed: the U-Net with the EMA weights
+        when training kept them (what an export at that step would hold), the text encoder trained alongside
+        it when it was trainable, and the VAE, schedule and audio settings of the run's resolved config."""
+        from diffusers.training_utils import EMAModel
+        from safetensors.torch import load_file
+
+        from models.tta.audioldm.model import UNetConfig, build_unet
+        from models.tta.autoencoderkl.model import load_vae_export
+        from models.vocoder import load_vocoder
+        from utils.io import read_json
+
+        step_dir = Path(step_dir)
+        config_file = step_dir.parent.parent / "config.json"
+        if not (step_dir / "unet.safetensors").is_file() or not config_file.is_file():
+            raise UserError(f"{step_dir} is not a checkpoint of a stage-2 experiment (needs unet.safetensors and {config_file})")
+        cfg = read_json(config_file)
+        mel_cfg = MelConfig(**cfg["audio"])
+        vae = load_vae_export(cfg["model"]["autoencoder_path"])[0].eval().to(device)
+        text_cfg = TextEncoderConfig(**{**cfg["text_encoder"], "trainable": False})
+        text = TextEncoder(text_cfg)
+        if (step_dir / "text.safetensors").is_file():
+            text.model.load_state_dict(load_file(str(step_dir / "text.safetensors")))
+        projected = text_cfg.output == "projected"
+        unet = build_unet(UNetConfig(**{**cfg["unet"], "channels_last": False, "gradient_checkpointing": False}),
+                          vae.config.latent_channels, text.hidden_size if projected else None)
+        unet.load_state_dict(load_file(str(step_dir / "unet.safetensors")))
+        state = torch.load(step_dir / "state.pt", map_location="cpu", weights_only=True)
+        if "ema" in state:
+            ema = EMAModel(unet.parameters())
+            ema.load_state_dict(state["ema"])
+            ema.copy_to(unet.parameters())
+        sampler = cfg["model"]["sampler"]
+        defaults = {"sampler": sampler.get("name", "dpm++"), "num_steps": int(sampler.get("num_steps", 25)),
+                    "guidance_scale": float(sampler.get("guidance_scale", 3.0))}
+        voc = load_vocoder(vocoder or "griffinlim", vocoder_path, mel_cfg, device)
+        return cls(vae, unet.eval().to(device), text.to(device), cfg["model"]["noise_scheduler"], mel_cfg, voc, defaults)
+
     @property
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from models.base.task import Task
 from models.tta.audioldm.model import (
-    UNetConfig, build_noise_scheduler, build_unet, check_context_dim, text_condition, velocity_or_noise,
+    SCHEDULE_KEYS, UNetConfig, build_noise_scheduler, build_unet, check_context_dim, text_condition, velocity_or_noise,
 )
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
 from models.tta.autoencoderkl.model import load_vae_export, mel_to_image
@@ -31,6 +31,7 @@ from utils.log import get_logger
 from utils.schema import BaseConfig
 
 log = get_logger("audioldm")
+SAMPLER_KEYS = ("name", "num_steps", "guidance_scale")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,20 @@ class DiffusionConfig:
     noise_scheduler: dict[str, Any]  # diffusers DDPMScheduler kwargs
     sampler: dict[str, Any]  # inference defaults: name, num_steps, guidance_scale
     valid_samples: int  # prompts sampled for TensorBoard at the end / every sample_every
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.sampler) - set(SAMPLER_KEYS))
+        if unknown:
+            raise ValueError(f"model.sampler: unknown key(s) {unknown}; valid keys: {', '.join(SAMPLER_KEYS)}")
+        unknown = sorted(set(self.noise_scheduler) - SCHEDULE_KEYS)
+        if unknown:
+            raise ValueError(f"model.noise_scheduler: unknown key(s) {unknown}; valid keys: {', '.join(sorted(SCHEDULE_KEYS))}")
+        ns = self.noise_scheduler
+        if self.min_snr_gamma > 0 and ns.get("rescale_betas_zero_snr") and ns.get("prediction_type", "epsilon") == "epsilon":
+            raise ValueError(
+                "model.min_snr_gamma > 0 with epsilon prediction and rescale_betas_zero_snr: the last timestep has SNR 0, "
+                "so the epsilon weight min(snr, gamma) / snr is 0/0; use prediction_type 'v_prediction' or min_snr_gamma 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,8 @@ class AudioLDMTask(Task):
 
     def build(self):
         self.text = TextEncoder(self.cfg.text_encoder).to(self.accelerator.device)
-        unet = build_unet(self.cfg.unet, self.vae.config.latent_channels)
+        projected = self.cfg.text_encoder.output == "projected"  # AudioLDM's global text vector
+        unet = build_unet(self.cfg.unet, self.vae.config.latent_channels, self.text.hidden_size if projected else None)
         check_context_dim(unet, self.text.hidden_size, self.cfg.text_encoder.name_or_path, self.cfg.text_encoder.output)
         self.noise_scheduler = build_noise_scheduler(self.cfg.model.noise_scheduler)
         self.modules = {"unet": unet}

@@ -196,6 +196,19 @@ def read_audioldm_ckpt(src: Path, part: str, roberta_dir: Path | None) -> Publis
 
 
 # ---- Tango folder --------------------------------------------------------------------------------------
+def tango_unet_config(src: Path, main: dict) -> dict | None:
+    """Tango's U-Net config file, which lives in Tango's code repository (`unet_model_config_path`, e.g.
+    configs/diffusion_model_config.json), not in its hub folder: used when copied into the folder (at that
+    relative path or beside main_config.json); None otherwise (the config is then read off the weights)."""
+    named = main.get("unet_model_config_path") or "diffusion_model_config.json"
+    for path in (src / named, src / Path(named).name):
+        if path.is_file():
+            config = UNet2DConditionModel.load_config(str(path))
+            config.pop("_use_default_values", None)  # else from_config would reset the settings it lists
+            return config
+    return None
+
+
 TANGO_FILES = ["main_config.json", "pytorch_model_main.bin", "vae_config.json", "pytorch_model_vae.bin", "stft_config.json"]
 
 
@@ -223,8 +236,10 @@ def read_tango_folder(src: Path, part: str, t5_dir: Path | None) -> Published:
     unet_state = with_prefix(state, "unet.")
     if not unet_state:
         raise UserError(f"{src / 'pytorch_model_main.bin'}: no unet.* weights")
-    unet = UNet2DConditionModel(**unet_config_from_weights(unet_state))
+    unet_config = tango_unet_config(src, main)
+    unet = UNet2DConditionModel.from_config(unet_config) if unet_config else UNet2DConditionModel(**unet_config_from_weights(unet_state))
     load_exactly(unet, unet_state, f"{src / 'pytorch_model_main.bin'} (U-Net)")
+    published.source["unet_config"] = "Tango's config file" if unet_config else "read off the weights (8 attention heads assumed)"
     text_model = T5EncoderModel(AutoConfig.from_pretrained(str(t5_dir)))
     load_exactly(text_model, with_prefix(state, "text_encoder."), f"{src / 'pytorch_model_main.bin'} (text encoder against {t5_dir}'s config)")
     published.unet, published.text_model = unet.eval(), text_model.eval()
