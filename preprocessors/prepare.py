@@ -95,9 +95,16 @@ def _process(clip: Clip) -> tuple[str, str | None]:
 
 
 def _check_fingerprint(out_dir: Path, mel_cfg: MelConfig, overwrite: bool, generator: str) -> None:
+    """Refuse to mix clips of other settings or generators, then stamp the folder as being prepared: the
+    stamp says `complete` only once every clip is written (see `_stamp`)."""
     path = out_dir / "mel" / FINGERPRINT_FILE
     if path.exists() and not overwrite:
         stored = read_json(path)
+        if stored.get("overwriting"):
+            raise PrepareError(
+                f"an --overwrite preparation of {out_dir} was interrupted, so its mels mix old and new clips; "
+                "re-run with --overwrite"
+            )
         if stored.get("fingerprint") != mel_cfg.fingerprint():
             raise PrepareError(
                 f"{out_dir / 'mel'} was prepared with other audio settings ({stored.get('audio')}); "
@@ -108,8 +115,15 @@ def _check_fingerprint(out_dir: Path, mel_cfg: MelConfig, overwrite: bool, gener
                 f"{out_dir} holds audio from {stored.get('generator') or 'an older generator'}, not {generator}; "
                 "re-run with --overwrite (or the demo with --fresh) or use another --processed_dir"
             )
+    previous = read_json(path) if path.exists() else {}
+    _stamp(out_dir, mel_cfg, generator, complete=False, overwriting=overwrite or bool(previous.get("overwriting")))
+
+
+def _stamp(out_dir: Path, mel_cfg: MelConfig, generator: str, complete: bool, overwriting: bool = False) -> None:
+    path = out_dir / "mel" / FINGERPRINT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"fingerprint": mel_cfg.fingerprint(), "audio": mel_cfg.__dict__, "generator": generator})
+    write_json(path, {"fingerprint": mel_cfg.fingerprint(), "audio": mel_cfg.__dict__, "generator": generator,
+                      "complete": complete, "overwriting": overwriting and not complete})
 
 
 def prepare_clips(
@@ -160,6 +174,7 @@ def prepare_clips(
     for split, filename in SPLIT_FILES.items():
         rows = [row for clip in clips if clip.split == split and clip.uid in ok for row in clip.rows]
         write_json(out_dir / filename, rows)
+    _stamp(out_dir, mel_cfg, generator, complete=True)
     for uid, reason in report.skipped:
         log.warning("skipped %s", reason)
     return report

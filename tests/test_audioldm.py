@@ -39,6 +39,21 @@ def test_t5_from_saved_folder_honours_padding(tiny_t5):
     assert NULL_PROMPT == ""
 
 
+def test_caption_cache_is_bounded_and_kept_off_the_accelerator(tiny_t5, monkeypatch):
+    from models.tta.audioldm import text_encoder
+
+    monkeypatch.setattr(text_encoder, "CACHE_CAPTIONS", 3)
+    enc = TextEncoder(TextEncoderConfig(str(tiny_t5), max_length=16, trainable=False))
+    caps = [f"A dog barks {n} times" for n in ("one", "two", "three", "four", "five")]
+    emb, mask = enc.encode(caps)
+    assert list(enc._cache) == sorted(caps)[-3:] and all(v.device.type == "cpu" for v in enc._cache.values())
+    ref, ref_mask = enc(caps)
+    torch.testing.assert_close(emb[mask], ref[ref_mask], atol=1e-5, rtol=1e-4)
+    again, again_mask = enc.encode(caps[:1])  # evicted, encoded again, now the most recent
+    torch.testing.assert_close(again[again_mask], ref[0][ref_mask[0]], atol=1e-5, rtol=1e-4)
+    assert list(enc._cache)[-1] == caps[0] and len(enc._cache) == 3
+
+
 def test_builtin_minilm_loads_offline():
     enc = TextEncoder(TextEncoderConfig("builtin:all-minilm-l6-v2", max_length=32, trainable=False))
     assert enc.hidden_size == 384
@@ -94,6 +109,26 @@ def test_latent_cache_equals_on_the_fly(tiny_synthcaps, tiny_vae, tiny_t5, tmp_p
     z1 = fly.task.latents(b_fly, torch.Generator().manual_seed(5))
     z2 = cached.task.latents(b_cached, torch.Generator().manual_seed(5))
     torch.testing.assert_close(z1, z2, atol=1e-5, rtol=1e-4)
+
+
+def test_latent_cache_encodes_a_re_prepared_clip_again(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    """The cache folder is keyed by the VAE; a latent older than its mel (the clip was re-prepared) is redone."""
+    import shutil
+
+    import numpy as np
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_synthcaps, data, ignore=shutil.ignore_patterns("latent_*"))
+    cfg, resolved = ldm_cfg(data, tiny_vae, tmp_path, *t5_sets(tiny_t5), "model.cache_latents=true")
+    first = Trainer(AudioLDMTask, cfg, resolved, "cached")
+    ds = first.train_dl.dataset
+    mel_path, latent_path, other = ds.mel_paths[0], ds.latent_paths[0], ds.latent_paths[-1]
+    kept = other.stat().st_mtime_ns
+    np.save(mel_path, np.load(mel_path) * 0.5)  # as a re-preparation rewrites the clip
+    Trainer(AudioLDMTask, cfg, resolved, "cached_again")
+    assert latent_path.stat().st_mtime_ns >= mel_path.stat().st_mtime_ns and other.stat().st_mtime_ns == kept
+    mel = torch.from_numpy(np.load(mel_path))[None]
+    torch.testing.assert_close(torch.from_numpy(np.load(latent_path)), first.task.posterior(mel)[0].cpu(), atol=1e-5, rtol=1e-4)
 
 
 def test_resume_continues_exactly(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
@@ -268,3 +303,22 @@ def test_a_broken_task_import_is_not_reported_as_an_unknown_model_type(monkeypat
     monkeypatch.setitem(sys.modules, "models.vocoder.task", None)  # importing it now raises ImportError
     with pytest.raises(ImportError):
         train_main(["--config", "egs/tta/hifigan/exp_config_debug.json", "--exp_name", "x"])
+
+
+def test_two_processes_keep_a_trainable_text_encoder_identical(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    """Each rank sees other captions: only if the text encoder is called through its data-parallel wrapper
+    are its gradients averaged, and the ranks end with the same weights."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+         "tests/ddp_ldm_worker.py", str(tiny_synthcaps), str(tiny_vae), str(tiny_t5), str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=400,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world"] == 2 and r["step"] == 3 for r in ranks)
+    assert ranks[0]["unet"] == ranks[1]["unet"] and ranks[0]["text"] == ranks[1]["text"]

@@ -138,6 +138,34 @@ def test_synthcaps_of_another_generator_version_is_not_reused(tmp_path, monkeypa
     assert before != {p: p.stat().st_mtime_ns for p in mels}
 
 
+def test_an_interrupted_overwrite_is_neither_used_nor_silently_resumed(tmp_path, monkeypatch):
+    """The stamp says `complete` only after the last clip: a dataset whose (re-)preparation stopped midway is
+    refused, and after an interrupted --overwrite a plain re-run cannot keep the old clips."""
+    from preprocessors import prepare
+
+    sets = [*SETS, "--set=preprocess.synthcaps_clips=8", "--set=preprocess.num_workers=1", "--processed_dir", str(tmp_path)]
+    assert main(["--dataset", "SynthCaps", *sets]) == 0
+    real, calls = prepare._process, []
+
+    def interrupted(clip):
+        calls.append(clip)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(clip)
+
+    monkeypatch.setattr(prepare, "_process", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--dataset", "SynthCaps", *sets, "--overwrite"])
+    monkeypatch.setattr(prepare, "_process", real)
+    with pytest.raises(UserError, match="did not finish"):
+        MelDataset(tmp_path, ["SynthCaps"], "train", MelConfig(**json.loads((tmp_path / "SynthCaps" / "mel" / "mel_config.json").read_text())["audio"]))
+    with pytest.raises(UserError, match="--overwrite preparation of .* was interrupted"):
+        main(["--dataset", "SynthCaps", *sets])
+    assert main(["--dataset", "SynthCaps", *sets, "--overwrite"]) == 0
+    stamp = json.loads((tmp_path / "SynthCaps" / "mel" / "mel_config.json").read_text())
+    assert stamp["complete"] is True and stamp["overwriting"] is False
+
+
 def test_dataset_errors(tiny_synthcaps, tmp_path):
     with pytest.raises(UserError, match="run_prepare.sh --dataset Nope"):
         MelDataset(tiny_synthcaps, ["Nope"], "train", TINY)

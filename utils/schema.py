@@ -33,6 +33,19 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class LoraConfig:
+    """LoRA adapters instead of full training (tasks that support it; others refuse the section)."""
+
+    rank: int
+    alpha: float  # the update is scaled by alpha / rank
+    target_modules: list[str]  # module names, e.g. the U-Net's ["to_q", "to_k", "to_v", "to_out.0"]
+
+    def __post_init__(self) -> None:
+        if self.rank < 1 or self.alpha <= 0 or not self.target_modules:
+            raise ValueError(f"train.lora needs rank >= 1, alpha > 0 and target_modules, got {self}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     batch_size: int
     max_steps: int
@@ -51,6 +64,7 @@ class TrainConfig:
     save_every: int
     keep_last: int
     sample_every: int  # log mel images / audio every N steps (0 = only at the end)
+    lora: LoraConfig | None  # null: train the whole model
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from models.vocoder import VOCODERS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--text", action="append", help="a prompt (repeatable)")
     src.add_argument("--text_file", type=Path, help="one prompt per line")
     src.add_argument("--captions", type=Path, help="a caption table: prepared split .json or a .csv with a 'caption' column")
@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=8, help="prompts per batch")
     p.add_argument("--vocoder", help=f"one of {', '.join(VOCODERS)} (default: the export's own vocoder if it has one, else griffinlim)")
     p.add_argument("--vocoder_path", help="HiFi-GAN folder or experiment (for --vocoder hifigan)")
+    p.add_argument("--lora", action="append", default=[], type=Path, help="a LoRA adapter (experiment or export) to apply (repeatable)")
+    p.add_argument("--lora_scale", action="append", default=[], type=float, help="strength of each --lora in order (default 1)")
+    p.add_argument("--merge_lora", type=Path, metavar="OUT", help="write the model with the --lora adapters merged as an export to OUT and stop")
     p.add_argument("--experiments_root", type=Path, default=Path("ckpts/tta"), help="where to look for the newest experiment")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     return p.parse_args(argv)
@@ -96,9 +99,20 @@ def load_prompts(args: argparse.Namespace) -> list[str]:
     return [t.strip() for t in args.text]
 
 
+def lora_pairs(args: argparse.Namespace) -> list[tuple[Path, float]]:
+    if len(args.lora_scale) > len(args.lora):
+        raise UserError(f"{len(args.lora_scale)} --lora_scale values for {len(args.lora)} --lora adapters")
+    if args.merge_lora is not None and not args.lora:
+        raise UserError("--merge_lora needs at least one --lora")
+    return [(path, args.lora_scale[i] if i < len(args.lora_scale) else 1.0) for i, path in enumerate(args.lora)]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    prompts = load_prompts(args)
+    loras = lora_pairs(args)
+    if args.merge_lora is None and not (args.text or args.text_file or args.captions):
+        raise UserError("give prompts: --text, --text_file or --captions (or --merge_lora OUT)")
+    prompts = [] if args.merge_lora is not None else load_prompts(args)
     if args.num_samples < 1 or args.batch_size < 1:
         raise UserError("--num_samples and --batch_size must be at least 1")
     from models.tta.audioldm.pipeline import TTAPipeline, check_duration, make_sampler
@@ -122,7 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         pipe = TTAPipeline.from_checkpoint(path, args.vocoder, args.vocoder_path, args.device)
         print(f"using the weights of checkpoint {path}")
     else:
-        pipe = TTAPipeline.from_experiment(exp, args.vocoder, args.vocoder_path, args.device)
+        pipe = TTAPipeline.from_experiment(exp, args.vocoder, args.vocoder_path, args.device, loras)
+    if args.merge_lora is not None:
+        from models.tta.audioldm.lora import merge_adapters
+
+        merge_adapters(pipe.unet)
+        pipe.save(args.merge_lora, {"base": str(exp), "loras": [[str(p), s] for p, s in loras]})
+        print(f"wrote the merged export {args.merge_lora}")
+        return 0
     out_dir = args.output_dir or (exp / "inference")
     rows, t0, n = [], time.time(), 0
     for start in range(0, len(prompts), args.batch_size):

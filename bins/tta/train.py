@@ -34,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this experiment")
     p.add_argument("--pretrained_vae", help="AutoencoderKL only: a diffusers VAE folder to start from (sets model.pretrained_path)")
     p.add_argument("--cache_latents", action="store_true", help="AudioLDM only: encode latents once and train from the cache")
+    p.add_argument("--init_from", help="AudioLDM only: fine-tune a stage-2 export (ours or converted): sets model.init_from")
     p.add_argument("--cpu", action="store_true", help="force CPU even when a GPU is visible")
     return p.parse_args(argv)
 
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         if model_type != "AutoencoderKL":
             raise ConfigError("--pretrained_vae applies to AutoencoderKL configs only")
         overrides.append(f"model.pretrained_path={args.pretrained_vae}")
+    if args.init_from:
+        if model_type != "AudioLDM":
+            raise ConfigError("--init_from applies to AudioLDM configs only")
+        overrides.append(f"model.init_from={args.init_from}")
     if args.cache_latents:
         if model_type != "AudioLDM":
             raise ConfigError("--cache_latents applies to AudioLDM configs only")

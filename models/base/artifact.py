@@ -6,6 +6,7 @@ copied config, and checks the mel fingerprint so mismatched stages fail loudly.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,28 @@ RETIRED_FORMATS = {
 }
 
 
+def weights_fingerprint(folder: Path) -> str:
+    """Hash of the safetensors weights in `folder`: ties a cache or an adapter to exactly one set of weights."""
+    h = hashlib.sha1()
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def write_artifact(out_dir: Path, stage: str, config: dict, audio: MelConfig, **extra: Any) -> None:
     write_json(
         out_dir / ARTIFACT_FILE,
         {"format_version": FORMAT_VERSION, "stage": stage, "audio": asdict(audio),
          "mel_fingerprint": audio.fingerprint(), "config": config, **extra},
     )
+
+
+def read_stage(path: str | Path) -> str | None:
+    """The stage of the export at `path` (or `path/export`), None if there is none."""
+    for cand in (Path(path), Path(path) / "export"):
+        if (cand / ARTIFACT_FILE).is_file():
+            return read_json(cand / ARTIFACT_FILE).get("stage")
+    return None
 
 
 def read_artifact(path: str | Path, stage: str, how_to_make: str) -> tuple[dict, MelConfig]:

@@ -28,6 +28,8 @@ class Task(ABC):
     Config: type[BaseConfig] = BaseConfig
     # Name of the module whose EMA weights are kept (when train.ema_decay > 0) and exported.
     ema_module: str | None = None
+    # Whether `train.lora` (adapters instead of full training) is implemented by this task.
+    supports_lora: bool = False
 
     def __init__(self, cfg: BaseConfig, accelerator: Accelerator) -> None:
         self.cfg = cfg

@@ -56,6 +56,8 @@ class Trainer:
             cpu=not torch.cuda.is_available() if cpu is None else cpu,
         )
         set_seed(cfg.seed)
+        if cfg.train.lora and not task_cls.supports_lora:
+            raise UserError(f"train.lora is not supported for model_type {cfg.model_type}; remove it")
         self.task = task_cls(cfg, self.accelerator)
         modules, optimizers = self.task.build()
         train_ds, valid_ds = self.task.datasets()
@@ -84,7 +86,7 @@ class Trainer:
         }
         self.ema: EMAModel | None = None
         if t.ema_decay > 0 and self.task.ema_module:
-            self.ema = EMAModel(self.task.unwrap(self.task.ema_module).parameters(), decay=t.ema_decay)
+            self.ema = EMAModel(self._ema_params(), decay=t.ema_decay)
         self.step = 0
         self.best: dict[str, Any] = {"loss": math.inf, "path": None}
         if resume:
@@ -102,6 +104,10 @@ class Trainer:
     # ---- state ---------------------------------------------------------------------------------
     def _unwrapped(self) -> dict[str, torch.nn.Module]:
         return {name: self.task.unwrap(name) for name in self.task.modules}
+
+    def _ema_params(self) -> list[torch.nn.Parameter]:
+        """The trained parameters of the EMA module (all of them, or only adapters when the rest is frozen)."""
+        return [p for p in self.task.unwrap(self.task.ema_module).parameters() if p.requires_grad]
 
     def _state(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -172,7 +178,7 @@ class Trainer:
         if self.ema is None:
             yield
             return
-        params = list(self.task.unwrap(self.task.ema_module).parameters())
+        params = self._ema_params()
         self.ema.store(params)
         self.ema.copy_to(params)
         try:
@@ -212,7 +218,7 @@ class Trainer:
                     "lower train.learning_rate or enable train.grad_clip, then --resume"
                 )
             if self.ema is not None:
-                self.ema.step(self.task.unwrap(self.task.ema_module).parameters())
+                self.ema.step(self._ema_params())
             self.step += 1
             for k, v in out.items():
                 running[k] = running.get(k, 0.0) + float(v.detach())

@@ -43,6 +43,8 @@ class MelDataset(Dataset):
             if not meta.exists():
                 raise UserError(f"metadata {meta} not found; {PREPARE_HINT.replace('<name>', name)}")
             stamp = root / "mel" / FINGERPRINT_FILE
+            if stamp.exists() and not read_json(stamp).get("complete", True):
+                raise UserError(f"the preparation of {root} did not finish; {PREPARE_HINT.replace('<name>', name)} again")
             if stamp.exists() and read_json(stamp)["fingerprint"] != mel_cfg.fingerprint():
                 raise UserError(
                     f"{root / 'mel'} was prepared with audio settings {read_json(stamp)['audio']}, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,6 +66,20 @@ def build_unet(cfg: UNetConfig, latent_channels: int, global_text_dim: int | Non
         layers_per_block=cfg.layers_per_block, attention_head_dim=cfg.attention_head_dim, norm_num_groups=cfg.norm_num_groups,
         mid_block_type="UNetMidBlock2DCrossAttn" if any(cfg.attention_levels) else None, **text_kwargs,
     )
+    if cfg.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    if cfg.channels_last:
+        unet.to(memory_format=torch.channels_last)
+    return unet
+
+
+def load_unet(path: Path, cfg: UNetConfig) -> UNet2DConditionModel:
+    """An exported U-Net to fine-tune: its architecture and weights as saved; the config's training switches."""
+    try:
+        unet = UNet2DConditionModel.from_pretrained(str(path))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise UserError(f"{path}: the U-Net could not be loaded (its config does not match its weights, or a file "
+                        f"is missing or corrupt): {str(err).splitlines()[0][:200]}") from None
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     if cfg.channels_last:

@@ -29,7 +29,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
-from models.base.artifact import read_artifact, write_artifact
+from models.base.artifact import read_artifact, read_stage, write_artifact
 from models.tta.audioldm.model import text_condition, unet_stride
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
 from models.tta.autoencoderkl.model import downsample_factor, image_to_mel
@@ -74,6 +74,18 @@ def make_sampler(name: str, train_scheduler_config: dict[str, Any]):
     return cls.from_config({**train_scheduler_config, **extra})
 
 
+def load_with_ema(unet: UNet2DConditionModel, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    """A checkpoint's U-Net weights, then its EMA weights over the trained parameters when training kept them."""
+    from diffusers.training_utils import EMAModel
+
+    unet.load_state_dict(weights)
+    if "ema" in state:
+        params = [p for p in unet.parameters() if p.requires_grad]
+        ema = EMAModel(params)
+        ema.load_state_dict(state["ema"])
+        ema.copy_to(params)
+
+
 def save_export(
     out_dir: Path, *, vae, unet: UNet2DConditionModel, text_model, tokenizer, text_config: dict[str, Any],
     noise_scheduler: dict[str, Any], sampler: dict[str, Any], audio: MelConfig, config: dict, vocoder=None, **extra: Any,
@@ -105,17 +117,29 @@ class TTAPipeline:
         self.frame_stride = downsample_factor(vae) * unet_stride(unet)
 
     @classmethod
-    def from_experiment(cls, path: str | Path, vocoder: str | None = None, vocoder_path: str | None = None, device: str = "cpu") -> "TTAPipeline":
+    def from_experiment(
+        cls, path: str | Path, vocoder: str | None = None, vocoder_path: str | None = None, device: str = "cpu",
+        loras: list[tuple[str | Path, float]] | None = None,
+    ) -> "TTAPipeline":
         """Load `<exp>/export` (or an export folder) of stage 2, plus a vocoder: by default the export's own
-        `vocoder/` (converted published models carry one), else Griffin-Lim."""
+        `vocoder/` (converted published models carry one), else Griffin-Lim. `loras`: (adapter, strength)
+        pairs applied on top; a LoRA experiment given as `path` loads its base export with its adapter."""
         from diffusers import AutoencoderKL
 
         from models.vocoder import load_vocoder
 
+        from models.tta.audioldm.lora import STAGE as LORA_STAGE, apply_adapters, read_adapter
+
+        loras = list(loras or [])
+        if read_stage(path) == LORA_STAGE:  # a LoRA run: its base export, with the adapter at full strength
+            loras.insert(0, (path, 1.0))
+            path = read_adapter(path)["base"]
         meta, mel_cfg = read_artifact(path, STAGE, HOW_TO_TRAIN)
         root = Path(meta["dir"])
         vae = AutoencoderKL.from_pretrained(str(root / "vae")).eval().to(device)
-        unet = UNet2DConditionModel.from_pretrained(str(root / "unet")).eval().to(device)
+        unet = UNet2DConditionModel.from_pretrained(str(root / "unet"))
+        apply_adapters(unet, loras, root)
+        unet = unet.eval().to(device)
         text_cfg = TextEncoderConfig(**{**meta["text_encoder"], "name_or_path": str(root / "text_encoder"), "trainable": False})
         text = TextEncoder(text_cfg).to(device)
         own = root / "vocoder"
@@ -131,7 +155,6 @@ class TTAPipeline:
         """A training checkpoint (`<exp>/checkpoints/step_*`), no export needed: the U-Net with the EMA weights
         when training kept them (what an export at that step would hold), the text encoder trained alongside
         it when it was trainable, and the VAE, schedule and audio settings of the run's resolved config."""
-        from diffusers.training_utils import EMAModel
         from safetensors.torch import load_file
 
         from models.tta.audioldm.model import UNetConfig, build_unet
@@ -144,6 +167,16 @@ class TTAPipeline:
         if not (step_dir / "unet.safetensors").is_file() or not config_file.is_file():
             raise UserError(f"{step_dir} is not a checkpoint of a stage-2 experiment (needs unet.safetensors and {config_file})")
         cfg = read_json(config_file)
+        state = torch.load(step_dir / "state.pt", map_location="cpu", weights_only=True)
+        if cfg["model"].get("init_from"):  # a fine-tuning run: its base export, with the step's weights
+            pipe = cls.from_experiment(cfg["model"]["init_from"], vocoder, vocoder_path, device)
+            if cfg["train"].get("lora"):
+                from models.tta.audioldm.lora import add_lora
+                from utils.schema import LoraConfig
+
+                add_lora(pipe.unet, LoraConfig(**cfg["train"]["lora"]))
+            load_with_ema(pipe.unet, load_file(str(step_dir / "unet.safetensors")), state)
+            return pipe
         mel_cfg = MelConfig(**cfg["audio"])
         vae = load_vae_export(cfg["model"]["autoencoder_path"])[0].eval().to(device)
         text_cfg = TextEncoderConfig(**{**cfg["text_encoder"], "trainable": False})
@@ -153,17 +186,22 @@ class TTAPipeline:
         projected = text_cfg.output == "projected"
         unet = build_unet(UNetConfig(**{**cfg["unet"], "channels_last": False, "gradient_checkpointing": False}),
                           vae.config.latent_channels, text.hidden_size if projected else None)
-        unet.load_state_dict(load_file(str(step_dir / "unet.safetensors")))
-        state = torch.load(step_dir / "state.pt", map_location="cpu", weights_only=True)
-        if "ema" in state:
-            ema = EMAModel(unet.parameters())
-            ema.load_state_dict(state["ema"])
-            ema.copy_to(unet.parameters())
+        load_with_ema(unet, load_file(str(step_dir / "unet.safetensors")), state)
         sampler = cfg["model"]["sampler"]
         defaults = {"sampler": sampler.get("name", "dpm++"), "num_steps": int(sampler.get("num_steps", 25)),
                     "guidance_scale": float(sampler.get("guidance_scale", 3.0))}
         voc = load_vocoder(vocoder or "griffinlim", vocoder_path, mel_cfg, device)
         return cls(vae, unet.eval().to(device), text.to(device), cfg["model"]["noise_scheduler"], mel_cfg, voc, defaults)
+
+    def save(self, out_dir: Path, source: dict[str, Any]) -> None:
+        """This pipeline as a stage-2 export (e.g. with LoRA adapters merged), written atomically."""
+        from utils.io import atomic_dir
+
+        vocoder = getattr(self.vocoder, "generator", None)
+        with atomic_dir(out_dir) as tmp:
+            save_export(tmp, vae=self.vae, unet=self.unet, text_model=self.text.model, tokenizer=self.text.tokenizer,
+                        text_config=self.text.cfg.__dict__, noise_scheduler=self.noise_scheduler, sampler=self.defaults,
+                        audio=self.mel_cfg, config={"made_from": source}, vocoder=vocoder)
 
     @property
     def device(self) -> torch.device:

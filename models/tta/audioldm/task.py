@@ -7,7 +7,6 @@ samples z = mean + std * eps with the step's generator, exactly as the on-the-fl
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,19 +14,24 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKL
 from diffusers.training_utils import compute_snr
 from tqdm import tqdm
 
+from models.base.artifact import read_artifact, weights_fingerprint
 from models.base.task import Task
+from models.tta.audioldm.lora import add_lora, save_adapter
 from models.tta.audioldm.model import (
-    SCHEDULE_KEYS, UNetConfig, build_noise_scheduler, build_unet, check_context_dim, text_condition, velocity_or_noise,
+    SCHEDULE_KEYS, UNetConfig, load_unet, build_noise_scheduler, build_unet, check_context_dim, text_condition, velocity_or_noise,
 )
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
+from models.tta.audioldm.pipeline import HOW_TO_TRAIN, STAGE as EXPORT_STAGE, TTAPipeline, save_export
 from models.tta.autoencoderkl.model import load_vae_export, mel_to_image
 from models.tta.data import MelDataset, collate
 from utils.errors import UserError
 from utils.io import atomic_path
 from utils.log import get_logger
+from utils.mel import MelConfig
 from utils.schema import BaseConfig
 
 log = get_logger("audioldm")
@@ -36,7 +40,11 @@ SAMPLER_KEYS = ("name", "num_steps", "guidance_scale")
 
 @dataclass(frozen=True)
 class DiffusionConfig:
-    autoencoder_path: str  # the stage-1 export (ckpts/tta/<vae exp> or its export/ folder)
+    autoencoder_path: str  # the stage-1 export (ckpts/tta/<vae exp> or its export/ folder); unused with init_from
+    # fine-tuning: a stage-2 export (ours or a converted published model) whose U-Net, VAE, text encoder,
+    # noise schedule and sampler defaults replace the config's; the `unet` section then only sets the
+    # training switches (gradient_checkpointing, channels_last)
+    init_from: str | None
     cache_latents: bool
     cfg_dropout: float  # probability of replacing a caption by the null prompt
     min_snr_gamma: float  # 0 disables min-SNR loss weighting
@@ -66,12 +74,16 @@ class AudioLDMConfig(BaseConfig):
     text_encoder: TextEncoderConfig
 
 
-def vae_fingerprint(vae_dir: Path) -> str:
-    """Hash of the VAE weights: a latent cache is valid for exactly one VAE."""
-    h = hashlib.sha1()
-    for f in sorted(vae_dir.glob("*.safetensors")):
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
+def check_same_audio(found: MelConfig, wanted: MelConfig, source: str) -> None:
+    if found != wanted:
+        diff = {k: (v, getattr(wanted, k)) for k, v in found.__dict__.items() if getattr(wanted, k) != v}
+        raise UserError(f"{source} was made with other audio settings (it vs this config: {diff}); "
+                        "use its `audio` block (--set audio.<key>=<value>)")
+
+
+def fresh(mel: Path, latent: Path) -> bool:
+    """A cached latent is valid while it is newer than its mel (re-preparing a clip rewrites the mel)."""
+    return latent.exists() and latent.stat().st_mtime_ns >= mel.stat().st_mtime_ns
 
 
 class LatentDataset(MelDataset):
@@ -97,29 +109,48 @@ class AudioLDMTask(Task):
     Config = AudioLDMConfig
     cfg: AudioLDMConfig
     ema_module = "unet"
+    supports_lora = True
     collate_fn = staticmethod(collate_any)
 
     def __init__(self, cfg: AudioLDMConfig, accelerator) -> None:
-        self.vae, vae_audio, self.vae_meta = load_vae_export(cfg.model.autoencoder_path)
-        if vae_audio != cfg.audio:
-            diff = {k: (v, getattr(cfg.audio, k)) for k, v in vae_audio.__dict__.items() if getattr(cfg.audio, k) != v}
-            raise UserError(
-                f"the VAE at {cfg.model.autoencoder_path} was trained with other audio settings "
-                f"(vae vs this config: {diff}); use the VAE's `audio` block"
-            )
+        m = cfg.model
+        self.init: dict | None = None  # the artifact of model.init_from (fine-tuning)
+        if cfg.train.lora and not m.init_from:
+            raise UserError("train.lora trains adapters on an existing model: set --init_from to a stage-2 export")
+        if m.init_from:
+            self.init, audio = read_artifact(m.init_from, EXPORT_STAGE, HOW_TO_TRAIN)
+            self.vae = AutoencoderKL.from_pretrained(str(Path(self.init["dir"]) / "vae"))
+            self.vae_meta = {"dir": self.init["dir"]}
+            check_same_audio(audio, cfg.audio, f"--init_from {m.init_from}")
+        else:
+            self.vae, audio, self.vae_meta = load_vae_export(m.autoencoder_path)
+            check_same_audio(audio, cfg.audio, f"the VAE at {m.autoencoder_path}")
         super().__init__(cfg, accelerator)
         self.vae.requires_grad_(False).eval().to(accelerator.device)
         self.scale = float(self.vae.config.scaling_factor)
+        self.schedule = dict(self.init["noise_scheduler"]) if self.init else dict(m.noise_scheduler)
+        self.sampler = dict(self.init["sampler"]) if self.init else {
+            "sampler": m.sampler.get("name", "dpm++"), "num_steps": int(m.sampler.get("num_steps", 25)),
+            "guidance_scale": float(m.sampler.get("guidance_scale", 3.0))}
 
     def build(self):
-        self.text = TextEncoder(self.cfg.text_encoder).to(self.accelerator.device)
-        projected = self.cfg.text_encoder.output == "projected"  # AudioLDM's global text vector
-        unet = build_unet(self.cfg.unet, self.vae.config.latent_channels, self.text.hidden_size if projected else None)
-        check_context_dim(unet, self.text.hidden_size, self.cfg.text_encoder.name_or_path, self.cfg.text_encoder.output)
-        self.noise_scheduler = build_noise_scheduler(self.cfg.model.noise_scheduler)
+        if self.init:  # fine-tuning: the export's own text encoder (frozen unless configured) and U-Net
+            root = Path(self.init["dir"])
+            text_cfg = TextEncoderConfig(**{**self.init["text_encoder"], "name_or_path": str(root / "text_encoder"),
+                                            "trainable": self.cfg.text_encoder.trainable})
+            self.text = TextEncoder(text_cfg).to(self.accelerator.device)
+            unet = load_unet(root / "unet", self.cfg.unet)
+            if self.cfg.train.lora:
+                add_lora(unet, self.cfg.train.lora)
+        else:
+            self.text = TextEncoder(self.cfg.text_encoder).to(self.accelerator.device)
+            projected = self.text.cfg.output == "projected"  # AudioLDM's global text vector
+            unet = build_unet(self.cfg.unet, self.vae.config.latent_channels, self.text.hidden_size if projected else None)
+        check_context_dim(unet, self.text.hidden_size, self.text.cfg.name_or_path, self.text.cfg.output)
+        self.noise_scheduler = build_noise_scheduler(self.schedule)
         self.modules = {"unet": unet}
         self.optimizers = {"unet": self.adam(unet)}
-        if self.cfg.text_encoder.trainable:
+        if self.text.cfg.trainable:
             self.modules["text"] = self.text.model
             self.optimizers["text"] = self.adam(self.text.model)
         return self.modules, self.optimizers
@@ -129,7 +160,8 @@ class AudioLDMTask(Task):
         if not self.cfg.model.cache_latents:
             return super().datasets()
         d = self.cfg.data
-        latent_dir = f"latent_{vae_fingerprint(Path(self.vae_meta['dir']) / 'vae')}"
+        # one cache folder per VAE (hash of its weights); a latent in it is redone when its mel is newer
+        latent_dir = f"latent_{weights_fingerprint(Path(self.vae_meta['dir']) / 'vae')}"
         self.build_latent_cache(latent_dir)
         make = lambda split: LatentDataset(d.processed_dir, d.datasets, split, self.cfg.audio, seed=self.cfg.seed, latent_dir=latent_dir)  # noqa: E731
         return make(d.train_split), make(d.valid_split)
@@ -146,7 +178,7 @@ class AudioLDMTask(Task):
         if self.accelerator.is_main_process:
             for split in (d.train_split, d.valid_split):
                 ds = MelDataset(d.processed_dir, d.datasets, split, self.cfg.audio)
-                todo = [i for i, p in enumerate(ds.mel_paths) if not (p.parent.parent / latent_dir / p.name).exists()]
+                todo = [i for i, p in enumerate(ds.mel_paths) if not fresh(p, p.parent.parent / latent_dir / p.name)]
                 seen: set[Path] = set()
                 todo = [i for i in todo if not (ds.mel_paths[i] in seen or seen.add(ds.mel_paths[i]))]
                 for chunk in tqdm([todo[k : k + 16] for k in range(0, len(todo), 16)], desc=f"cache latents ({split})", unit="batch"):
@@ -166,9 +198,10 @@ class AudioLDMTask(Task):
     def condition(self, captions: list[str], gen: torch.Generator, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Text states with each caption replaced by the null prompt with probability `dropout` (CFG)."""
         drop = torch.rand(len(captions), generator=gen) < dropout
-        emb, mask = self.text.encode(captions)
+        trained = self.modules.get("text")  # the prepared (data-parallel) text encoder when it trains
+        emb, mask = self.text.encode(captions, trained)
         if drop.any():
-            null_emb, null_mask = self.text.null(int(drop.sum()))
+            null_emb, null_mask = self.text.null(int(drop.sum()), trained)
             emb, mask = join((emb, mask), (null_emb, null_mask))  # rows: all B captions, then the nulls
             idx = torch.arange(len(captions))
             idx[drop] = len(captions) + torch.arange(int(drop.sum()))  # a dropped row takes a null row
@@ -208,28 +241,25 @@ class AudioLDMTask(Task):
         return {"loss": self.diffusion_loss(batch, generator, dropout=0.0)}
 
     def log_samples(self, batch: dict, writer, step: int) -> None:
-        from models.tta.audioldm.pipeline import TTAPipeline
         from utils.plot import mel_figure
 
         n = self.cfg.model.valid_samples
         if n <= 0:
             return
-        pipe = TTAPipeline(self.vae, self.unwrap("unet"), self.text, self.cfg.model.noise_scheduler, self.cfg.audio)
-        out = pipe(batch["caption"][:n], seed=self.cfg.seed, **self.sampler_defaults())
+        pipe = TTAPipeline(self.vae, self.unwrap("unet"), self.text, self.schedule, self.cfg.audio)
+        out = pipe(batch["caption"][:n], seed=self.cfg.seed, **self.sampler)
         writer.add_figure("samples/mel", mel_figure([m.cpu().numpy() for m in out.mel], batch["caption"][:n]), step)
         for i, wav in enumerate(out.wav):
             writer.add_audio(f"samples/audio_{i}", wav.clamp(-1, 1), step, sample_rate=self.cfg.audio.sample_rate)
 
-    def sampler_defaults(self) -> dict[str, Any]:
-        s = dict(self.cfg.model.sampler)
-        return {"sampler": s.get("name", "dpm++"), "num_steps": int(s.get("num_steps", 25)), "guidance_scale": float(s.get("guidance_scale", 3.0))}
-
     # ---- export --------------------------------------------------------------------------------
     def export(self, out_dir: Path, resolved_config: dict) -> None:
-        from models.tta.audioldm.pipeline import save_export
-
+        """A stage-2 export; for a LoRA run the adapter alone, tied to the export it was trained on."""
+        if self.cfg.train.lora:
+            save_adapter(self.unwrap("unet"), out_dir, self.cfg.train.lora, Path(self.init["dir"]), self.cfg.audio, resolved_config)
+            return
         save_export(
             out_dir, vae=self.vae, unet=self.unwrap("unet"), text_model=self.text.model, tokenizer=self.text.tokenizer,
-            text_config=self.cfg.text_encoder.__dict__, noise_scheduler=self.cfg.model.noise_scheduler,
-            sampler=self.sampler_defaults(), audio=self.cfg.audio, config=resolved_config, vae_artifact=self.vae_meta["dir"],
+            text_config=self.text.cfg.__dict__, noise_scheduler=self.schedule, sampler=self.sampler, audio=self.cfg.audio,
+            config=resolved_config, vae_artifact=self.vae_meta["dir"],
         )

