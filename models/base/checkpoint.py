@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_model, save_model
 
 STEP_DIR = re.compile(r"^step_(\d{8})$")
 
@@ -56,9 +56,8 @@ def save(
     tmp = ckpt_root / f".tmp_step_{step:08d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name, module in modules.items():
-        tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        save_file(tensors, str(tmp / f"{name}.safetensors"))
+    for name, module in modules.items():  # save_model keeps one copy of tied weights (T5's shared embedding)
+        save_model(module, str(tmp / f"{name}.safetensors"), force_contiguous=True)
     torch.save({**state, "rng": rng_state()}, tmp / "state.pt")
     (tmp / "trainer.json").write_text(json.dumps({"step": step, **meta}, indent=2))
     if final.exists():
@@ -70,7 +69,7 @@ def save(
 def load(path: Path, modules: dict[str, torch.nn.Module]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Load weights into `modules`; returns (state dict, trainer meta). Restores the global RNGs."""
     for name, module in modules.items():
-        module.load_state_dict(load_file(str(path / f"{name}.safetensors")))
+        load_model(module, str(path / f"{name}.safetensors"))
     state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
     set_rng_state(state.pop("rng"))
     return state, json.loads((path / "trainer.json").read_text())

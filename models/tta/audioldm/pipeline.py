@@ -155,7 +155,7 @@ class TTAPipeline:
         """A training checkpoint (`<exp>/checkpoints/step_*`), no export needed: the U-Net with the EMA weights
         when training kept them (what an export at that step would hold), the text encoder trained alongside
         it when it was trainable, and the VAE, schedule and audio settings of the run's resolved config."""
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file, load_model
 
         from models.tta.audioldm.model import UNetConfig, build_unet
         from models.tta.autoencoderkl.model import load_vae_export
@@ -181,8 +181,8 @@ class TTAPipeline:
         vae = load_vae_export(cfg["model"]["autoencoder_path"])[0].eval().to(device)
         text_cfg = TextEncoderConfig(**{**cfg["text_encoder"], "trainable": False})
         text = TextEncoder(text_cfg)
-        if (step_dir / "text.safetensors").is_file():
-            text.model.load_state_dict(load_file(str(step_dir / "text.safetensors")))
+        if (step_dir / "text.safetensors").is_file():  # trained alongside (saved with save_model: tied weights once)
+            load_model(text.model, str(step_dir / "text.safetensors"))
         projected = text_cfg.output == "projected"
         unet = build_unet(UNetConfig(**{**cfg["unet"], "channels_last": False, "gradient_checkpointing": False}),
                           vae.config.latent_channels, text.hidden_size if projected else None)

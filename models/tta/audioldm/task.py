@@ -22,7 +22,7 @@ from models.base.artifact import read_artifact, weights_fingerprint
 from models.base.task import Task
 from models.tta.audioldm.lora import add_lora, save_adapter
 from models.tta.audioldm.model import (
-    SCHEDULE_KEYS, UNetConfig, load_unet, build_noise_scheduler, build_unet, check_context_dim, text_condition, velocity_or_noise,
+    SCHEDULE_KEYS, UNetConfig, build_noise_scheduler, build_unet, load_unet, check_context_dim, text_condition, velocity_or_noise,
 )
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
 from models.tta.audioldm.pipeline import HOW_TO_TRAIN, STAGE as EXPORT_STAGE, TTAPipeline, save_export
@@ -222,7 +222,7 @@ class AudioLDMTask(Task):
         if self.cfg.unet.channels_last:
             zt = zt.contiguous(memory_format=torch.channels_last)
         # 4. predict eps (or v) and regress, optionally min-SNR weighted (Hang et al. 2023)
-        pred = unet(zt, t, **text_condition(unet, emb, mask)).sample
+        pred = unet(zt, t, **text_condition(self.unwrap("unet"), emb, mask)).sample  # config and dtype: the bare model
         target = velocity_or_noise(sched, z0, noise, t)
         per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
         gamma = self.cfg.model.min_snr_gamma

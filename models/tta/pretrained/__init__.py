@@ -5,3 +5,7 @@ every weight accounted for, the audio contract ours), and only then writes a nor
 evaluation and training load like one of ours. May import `models.tta.*`, `models.vocoder`, `models.base`
 and `utils`.
 """
+
+# the sources and parts, here so that `bins/tta/convert.py --help` answers without importing the models
+KINDS = ("audioldm", "audioldm-ckpt", "tango")
+PARTS = ("all", "vae", "vocoder")

@@ -13,14 +13,13 @@ from models.base.artifact import write_artifact
 from models.tta.audioldm.model import check_context_dim, global_text_vector
 from models.tta.audioldm.pipeline import save_export
 from models.tta.autoencoderkl.model import STAGE as VAE_STAGE
+from models.tta.pretrained import KINDS, PARTS
 from models.tta.pretrained.parts import AUDIO
 from models.tta.pretrained.sources import Published, read_audioldm_ckpt, read_audioldm_folder, read_tango_folder
 from models.vocoder.task import STAGE as VOCODER_STAGE
 from utils.errors import UserError
 from utils.io import atomic_dir
 
-KINDS = ("audioldm", "audioldm-ckpt", "tango")
-PARTS = ("all", "vae", "vocoder")
 
 
 def read(kind: str, src: Path, part: str, text_encoder: Path | None) -> Published:
