@@ -31,7 +31,8 @@ SIZES = {
     "full": {"audio": ["audio.segment_seconds=10.24", "audio.target_frames=1024"], "vae": "egs/tta/autoencoderkl/exp_config.json",
              "ldm": "egs/tta/audioldm/exp_config.json", "hifigan": "egs/tta/hifigan/exp_config.json", "batch": 2, "steps": 2},
 }
-CASES = ("prepare", "matmul", "vae", "ldm", "ldm_options", "sample", "hifigan")
+CASES = ("prepare", "matmul", "vae", "ldm", "ldm_options", "sample", "hifigan", "finetune", "lora")
+LORA = 'train.lora={rank: 16, alpha: 16, target_modules: ["to_q", "to_k", "to_v", "to_out.0"]}'  # exp_config_lora.json's
 
 
 def row(case: str, size: str, setting: str, value: float, unit: str) -> dict:
@@ -242,6 +243,49 @@ def case_hifigan(work: Path, size: str) -> list[dict]:
     sec = timed(lambda i: trainer.task.train_step(batch, 10 + i), steps)
     seg = cfg.segment_frames * cfg.audio.hop_length / cfg.audio.sample_rate
     return [row("HiFi-GAN train step (D+G)", size, f"batch {batch_size} x {seg:.2f} s", batch_size / sec, "samples/s")]
+
+
+def ldm_export(work: Path, size: str) -> Path:
+    """A stage-2 export of the size's LDM config (untrained: speed and memory do not depend on the weights)."""
+    from models.base.trainer import Trainer
+    from models.tta.audioldm.task import AudioLDMTask
+    from utils.config import load_config
+
+    exp = work / f"ckpts_{size}" / "ldm_base"
+    if not (exp / "export" / "tta_artifact.json").exists():
+        cfg, res = load_config(SIZES[size]["ldm"], AudioLDMTask.Config, ldm_sets(work, size) + ["train.max_steps=0", "model.cache_latents=true"])
+        Trainer(AudioLDMTask, cfg, res, "ldm_base").run()
+    return exp
+
+
+def fine_tune_rows(work: Path, size: str, lora: bool) -> list[dict]:
+    from models.base.trainer import Trainer
+    from models.tta.audioldm.task import AudioLDMTask
+    from utils.config import load_config
+
+    batch_size, steps = SIZES[size]["batch"], SIZES[size]["steps"]
+    sets = ldm_sets(work, size) + [f"model.init_from={ldm_export(work, size)}", "model.cache_latents=true"] + ([LORA] if lora else [])
+    cfg, res = load_config(SIZES[size]["ldm"], AudioLDMTask.Config, sets)
+    trainer = Trainer(AudioLDMTask, cfg, res, f"bench_{'lora' if lora else 'finetune'}")
+    batch = next(iter(trainer.train_dl))
+    sec = timed(lambda i: trainer.task.train_step(batch, i), steps)
+    unet = trainer.task.unwrap("unet")
+    trained = sum(p.numel() for p in unet.parameters() if p.requires_grad)
+    label = "LoRA rank 16 (exp_config_lora)" if lora else "whole U-Net"
+    rows = [row("LDM fine-tune step", size, f"batch {batch_size}, {label}", sec, "s/step"),
+            row("LDM fine-tune trained params", size, label, trained / 1e6, "M parameters")]
+    if lora:
+        trainer.task.export(work / f"lora_{size}", res)
+        rows.append(row("LoRA adapter file", size, label, (work / f"lora_{size}" / "adapter.safetensors").stat().st_size / 2**20, "MiB"))
+    return rows
+
+
+def case_finetune(work: Path, size: str) -> list[dict]:
+    return fine_tune_rows(work, size, lora=False)
+
+
+def case_lora(work: Path, size: str) -> list[dict]:
+    return fine_tune_rows(work, size, lora=True)
 
 
 # ---- driver --------------------------------------------------------------------------------------

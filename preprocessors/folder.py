@@ -1,11 +1,14 @@
 """Own-folder front-end: audio files + `metadata.csv` or `metadata.jsonl` (columns file, caption).
 
-Rows are split into train/valid/test by a seeded shuffle; the same seed gives the same split.
+Rows are split into train/valid/test by a seeded shuffle; the same seed gives the same split. Files saved
+by spreadsheet programs (UTF-8 with a byte-order mark) read like any other; a row with an empty caption is
+skipped and reported; a file listed on several rows is one clip with several captions.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -18,14 +21,14 @@ from preprocessors.prepare import Clip, PrepareError, PrepareReport
 def read_metadata(raw_dir: Path) -> list[dict]:
     csv_path, jsonl_path = raw_dir / "metadata.csv", raw_dir / "metadata.jsonl"
     if csv_path.exists():
-        with csv_path.open(newline="", encoding="utf-8") as f:
+        with csv_path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             if not {"file", "caption"} <= set(reader.fieldnames or []):
                 raise PrepareError(f"{csv_path}: needs columns 'file' and 'caption', found {reader.fieldnames}")
             return list(reader)
     if jsonl_path.exists():
         rows = []
-        for n, line in enumerate(jsonl_path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(jsonl_path.read_text(encoding="utf-8-sig").splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -40,7 +43,11 @@ def read_metadata(raw_dir: Path) -> list[dict]:
 
 
 def _uid(file: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(Path(file).with_suffix(""))).strip("_")
+    """A file-system-safe id; when characters had to be replaced, a hash of the original name is appended, so
+    'a b.wav' and 'a_b.wav' stay two clips instead of one silently replacing the other."""
+    stem = str(Path(file).with_suffix(""))
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_")
+    return safe if safe == stem else f"{safe}_{hashlib.sha1(stem.encode()).hexdigest()[:8]}"
 
 
 def split_names(n: int, valid_ratio: float, test_ratio: float, seed: int) -> list[str]:
@@ -60,13 +67,17 @@ def build_clips(raw_dir: Path, name: str, valid_ratio: float, test_ratio: float,
     rows = read_metadata(raw_dir)
     by_uid: dict[str, Clip] = {}
     present = []
-    for row in rows:
+    for n, row in enumerate(rows, 1):
         path = raw_dir / row["file"]
         if not path.is_file():
             report.missing.append(str(path))
             continue
+        caption = str(row["caption"] or "").strip()
+        if not caption:
+            report.skipped.append((str(path), f"metadata row {n} has an empty caption"))
+            continue
         uid = _uid(row["file"])
-        meta = {"Dataset": name, "Uid": uid, "Caption": str(row["caption"]).strip()}
+        meta = {"Dataset": name, "Uid": uid, "Caption": caption}
         if uid in by_uid:
             by_uid[uid].rows.append(meta)
         else:

@@ -55,7 +55,7 @@ class PrepareReport:
     def summary(self) -> str:
         return (
             f"{self.prepared} prepared, {self.reused} already prepared, "
-            f"{len(self.skipped)} skipped (unusable audio), {len(self.missing)} missing on disk"
+            f"{len(self.skipped)} skipped (unusable audio or metadata row), {len(self.missing)} missing on disk"
         )
 
 

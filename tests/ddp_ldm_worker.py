@@ -16,7 +16,7 @@ processed, vae, t5, out = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4
 cfg, resolved = load_config(
     "egs/tta/audioldm/exp_config_debug.json", AudioLDMTask.Config,
     [f"data.processed_dir={processed}", f"output_dir={out}", f"model.autoencoder_path={vae}", f"text_encoder.name_or_path={t5}",
-     "text_encoder.trainable=true", "unet.cross_attention_dim=32", "train.max_steps=3", "train.batch_size=2",
+     "text_encoder.trainable=true", "unet.cross_attention_dim=32", "train.max_steps=2", "train.batch_size=2",
      "model.valid_samples=0", "train.valid_every=100", "train.ema_decay=0"],
 )
 trainer = Trainer(AudioLDMTask, cfg, resolved, "ddp_ldm")

@@ -320,5 +320,5 @@ def test_two_processes_keep_a_trainable_text_encoder_identical(tiny_synthcaps, t
     )
     assert res.returncode == 0, res.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert all(r["world"] == 2 and r["step"] == 3 for r in ranks)
+    assert all(r["world"] == 2 and r["step"] == 2 for r in ranks)  # a checkpoint at step 2 (tied T5 weights)
     assert ranks[0]["unet"] == ranks[1]["unet"] and ranks[0]["text"] == ranks[1]["text"]

@@ -44,8 +44,8 @@ def test_fine_tuning_starts_from_the_export_and_learns(tiny_synthcaps, tiny_ldm,
     for k, v in unet_weights(tiny_ldm).items():
         torch.testing.assert_close(unet.state_dict()[k], v)  # step 0 is the export
     assert trainer.task.schedule == json.loads((tiny_ldm / "export" / "tta_artifact.json").read_text())["noise_scheduler"]
-    losses = overfit(trainer)
-    assert losses[-1] < 0.95 * losses[0]  # v-prediction (the demo's): x0 targets at high noise fall slowly
+    losses = overfit(trainer, 15)
+    assert losses[-1] < 0.97 * losses[0]  # v-prediction (the demo's): x0 targets at high noise fall slowly
     assert any(not torch.equal(unet.state_dict()[k], v) for k, v in unet_weights(tiny_ldm).items())
 
 
@@ -57,12 +57,12 @@ def test_fine_tuning_a_converted_published_model(tmp_path, captions_csv_rows):
     save_tiny_audioldm(tmp_path / "audioldm", captions_csv_rows)
     export = convert("audioldm", tmp_path / "audioldm", tmp_path / "converted")
     data = tmp_path / "data"
-    assert prepare_main(["--dataset", "SynthCaps", "--processed_dir", str(data), "--set=preprocess.synthcaps_clips=8",
+    assert prepare_main(["--dataset", "SynthCaps", "--processed_dir", str(data), "--set=preprocess.synthcaps_clips=5",
                          "--set=preprocess.num_workers=1", "--set=audio.segment_seconds=10.24", "--set=audio.target_frames=1024"]) == 0
     sets = ["audio.segment_seconds=10.24", "audio.target_frames=1024", "train.batch_size=2", "train.learning_rate=3e-3"]
     trainer = Trainer(AudioLDMTask, *ft_cfg(data, export, tmp_path / "ckpts", *sets), "ft_published")
     assert trainer.task.unwrap("unet").config.class_embed_type == "simple_projection"
-    losses = overfit(trainer, 6)
+    losses = overfit(trainer, 4)
     assert losses[-1] < 0.95 * losses[0]
 
 

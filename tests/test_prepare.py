@@ -112,6 +112,24 @@ def test_own_folder_preparation(tmp_path):
     assert json.loads((out2 / "my_sounds" / "test.json").read_text()) == splits["test"]
 
 
+def test_own_folder_spreadsheet_csv_look_alike_names_and_empty_captions(tmp_path):
+    """A metadata.csv with a byte-order mark is read; 'a b.wav' and 'a_b.wav' stay two clips with their own
+    captions; a row with an empty caption is skipped and reported, not trained on."""
+    raw = tmp_path / "sheet"
+    raw.mkdir()
+    for i, name in enumerate(["a b.wav", "a_b.wav", "c.wav", "d.wav", "e.wav"]):
+        sf.write(raw / name, tone(freq=300 + 100 * i, sr=16000), 16000)
+    text = "file,caption\na b.wav,A bird sings\na_b.wav,A dog barks\nc.wav,\nc.wav,A car passes\nd.wav,Rain\ne.wav,  \n"
+    (raw / "metadata.csv").write_text("\ufeff" + text, encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["--dataset", "folder", "--raw_dir", str(raw), "--processed_dir", str(out), *SETS]) == 0
+    rows = [r for s in ("train", "valid", "test") for r in json.loads((out / "sheet" / f"{s}.json").read_text())]
+    captions = {r["Caption"]: r["Uid"] for r in rows}
+    assert set(captions) == {"A bird sings", "A dog barks", "A car passes", "Rain"}
+    assert captions["A bird sings"] != captions["A dog barks"] and captions["A dog barks"] == "a_b"
+    assert all(r["Caption"].strip() for r in rows) and not any(r["Uid"] == "e" for r in rows)
+
+
 def test_synthcaps_layout(tiny_synthcaps):
     root = tiny_synthcaps / "SynthCaps"
     rows = {s: json.loads((root / f"{s}.json").read_text()) for s in ("train", "valid", "test")}
