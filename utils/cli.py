@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -18,14 +19,12 @@ def add_config_args(parser: argparse.ArgumentParser, default_config: str | None)
 
 
 def quiet_libraries() -> None:
-    """Entry points print their own progress; silence per-file weight-loading bars of transformers/diffusers."""
-    import diffusers
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    diffusers.utils.logging.set_verbosity_error()
+    """Entry points print their own progress: silence transformers'/diffusers' warnings and per-file
+    weight-loading bars. Environment settings they read when first imported, so an entry point that stops
+    early (`--help`, a bad option) does not pay for importing them."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def run_main(main: Callable[[], int | None]) -> None:

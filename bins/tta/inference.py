@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from models.tta.audioldm import SAMPLER_NAMES  # noqa: E402
 from utils.cli import run_main  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
@@ -29,9 +30,6 @@ def newest_experiment(root: Path) -> Path:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from models.tta.audioldm.pipeline import SAMPLERS
-    from models.vocoder import VOCODERS
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--text", action="append", help="a prompt (repeatable)")
@@ -43,25 +41,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--negative_text", help="prompt to steer away from (replaces the null prompt in CFG)")
     p.add_argument("--num_steps", type=int, help="sampler steps (default: the experiment's sampler.num_steps)")
     p.add_argument("--guidance_scale", type=float, help="classifier-free guidance scale (1 disables CFG)")
-    p.add_argument("--sampler", help=f"one of {', '.join(SAMPLERS)} (default: the experiment's sampler.name)")
+    p.add_argument("--sampler", help=f"one of {', '.join(SAMPLER_NAMES)} (default: the experiment's sampler.name)")
     p.add_argument("--seed", type=int, default=0, help="clip i is drawn with seed + i: same seed, same audio, whatever --batch_size")
     p.add_argument("--duration", type=float, help="seconds (rounded to the latent stride; default: the training length)")
     p.add_argument("--num_samples", type=int, default=1, help="samples per prompt")
     p.add_argument("--batch_size", type=int, default=8, help="prompts per batch")
-    p.add_argument("--vocoder", help=f"one of {', '.join(VOCODERS)} (default: the export's own vocoder if it has one, else griffinlim)")
+    p.add_argument("--vocoder", help="griffinlim or hifigan (default: the export's own vocoder if it has one, else griffinlim)")
     p.add_argument("--vocoder_path", help="HiFi-GAN folder or experiment (for --vocoder hifigan)")
     p.add_argument("--lora", action="append", default=[], type=Path, help="a LoRA adapter (experiment or export) to apply (repeatable)")
     p.add_argument("--lora_scale", action="append", default=[], type=float, help="strength of each --lora in order (default 1)")
     p.add_argument("--merge_lora", type=Path, metavar="OUT", help="write the model with the --lora adapters merged as an export to OUT and stop")
     p.add_argument("--experiments_root", type=Path, default=Path("ckpts/tta"), help="where to look for the newest experiment")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     return p.parse_args(argv)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def read_captions(path: Path) -> list[str]:
@@ -115,23 +107,26 @@ def main(argv: list[str] | None = None) -> int:
     prompts = [] if args.merge_lora is not None else load_prompts(args)
     if args.num_samples < 1 or args.batch_size < 1:
         raise UserError("--num_samples and --batch_size must be at least 1")
-    from models.tta.audioldm.pipeline import TTAPipeline, check_duration, make_sampler
-    from utils.audio import save_wav
-    from utils.io import slugify, write_jsonl
-    from utils.plot import save_mel_png
-
     path = args.checkpoint_path
     if path is None:
         path = newest_experiment(args.experiments_root)
         print(f"using the newest experiment: {path}")
     if not path.exists():
         raise UserError(f"--checkpoint_path {path} does not exist")
-    is_checkpoint = (path / "unet.safetensors").exists()
-    exp = path.parent.parent if is_checkpoint else path
-    if args.sampler is not None:  # fail on bad options before loading anything
-        make_sampler(args.sampler, {})
+    if args.sampler is not None and args.sampler not in SAMPLER_NAMES:  # before importing the models (seconds)
+        raise UserError(f"unknown sampler '{args.sampler}'; choose one of {', '.join(SAMPLER_NAMES)}")
+    import torch
+
+    from models.tta.audioldm.pipeline import TTAPipeline, check_duration
+    from utils.audio import save_wav
+    from utils.io import slugify, write_jsonl
+    from utils.plot import save_mel_png
+
     if args.duration is not None:
         check_duration(args.duration)
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    is_checkpoint = (path / "unet.safetensors").exists()
+    exp = path.parent.parent if is_checkpoint else path
     if is_checkpoint:
         pipe = TTAPipeline.from_checkpoint(path, args.vocoder, args.vocoder_path, args.device)
         print(f"using the weights of checkpoint {path}")

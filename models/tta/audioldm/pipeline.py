@@ -30,23 +30,24 @@ from diffusers import (
 )
 
 from models.base.artifact import read_artifact, read_stage, write_artifact
+from models.tta.audioldm import SAMPLER_NAMES
 from models.tta.audioldm.model import text_condition, unet_stride
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
 from models.tta.autoencoderkl.model import downsample_factor, image_to_mel
 from utils.errors import UserError
 from utils.mel import MelConfig
 
-SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = {
-    "ddpm": (DDPMScheduler, {}),
-    "ddim": (DDIMScheduler, {}),
-    "dpm++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "dpm++sde": (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
-    "unipc": (UniPCMultistepScheduler, {}),
-    "euler": (EulerDiscreteScheduler, {}),
-    "euler_a": (EulerAncestralDiscreteScheduler, {}),
-    "heun": (HeunDiscreteScheduler, {}),
-    "pndm": (PNDMScheduler, {"skip_prk_steps": True}),
-}
+SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = dict(zip(SAMPLER_NAMES, [
+    (DDPMScheduler, {}),
+    (DDIMScheduler, {}),
+    (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
+    (UniPCMultistepScheduler, {}),
+    (EulerDiscreteScheduler, {}),
+    (EulerAncestralDiscreteScheduler, {}),
+    (HeunDiscreteScheduler, {}),
+    (PNDMScheduler, {"skip_prk_steps": True}),
+], strict=True))
 STAGE = "audioldm"
 HOW_TO_TRAIN = "sh egs/tta/audioldm/run_train.sh (or convert a published model: sh egs/tta/pretrained/run_convert.sh)"
 MAX_SECONDS = 60.0  # longer requests are refused rather than exhausting memory
@@ -64,6 +65,12 @@ class TTAOutput:
 def check_duration(seconds: float) -> None:
     if not 0 < seconds <= MAX_SECONDS:
         raise UserError(f"--duration {seconds} must be in (0, {MAX_SECONDS}] seconds")
+
+
+def sampler_defaults(sampler: dict[str, Any]) -> dict[str, Any]:
+    """A config's `model.sampler` section (name, num_steps, guidance_scale) -> the pipeline's call defaults."""
+    return {"sampler": sampler.get("name", "dpm++"), "num_steps": int(sampler.get("num_steps", 25)),
+            "guidance_scale": float(sampler.get("guidance_scale", 3.0))}
 
 
 def make_sampler(name: str, train_scheduler_config: dict[str, Any]):
@@ -187,9 +194,7 @@ class TTAPipeline:
         unet = build_unet(UNetConfig(**{**cfg["unet"], "channels_last": False, "gradient_checkpointing": False}),
                           vae.config.latent_channels, text.hidden_size if projected else None)
         load_with_ema(unet, load_file(str(step_dir / "unet.safetensors")), state)
-        sampler = cfg["model"]["sampler"]
-        defaults = {"sampler": sampler.get("name", "dpm++"), "num_steps": int(sampler.get("num_steps", 25)),
-                    "guidance_scale": float(sampler.get("guidance_scale", 3.0))}
+        defaults = sampler_defaults(cfg["model"]["sampler"])
         voc = load_vocoder(vocoder or "griffinlim", vocoder_path, mel_cfg, device)
         return cls(vae, unet.eval().to(device), text.to(device), cfg["model"]["noise_scheduler"], mel_cfg, voc, defaults)
 

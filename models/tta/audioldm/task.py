@@ -25,7 +25,7 @@ from models.tta.audioldm.model import (
     SCHEDULE_KEYS, UNetConfig, build_noise_scheduler, build_unet, load_unet, check_context_dim, text_condition, velocity_or_noise,
 )
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
-from models.tta.audioldm.pipeline import HOW_TO_TRAIN, STAGE as EXPORT_STAGE, TTAPipeline, save_export
+from models.tta.audioldm.pipeline import HOW_TO_TRAIN, STAGE as EXPORT_STAGE, TTAPipeline, sampler_defaults, save_export
 from models.tta.autoencoderkl.model import load_vae_export, mel_to_image
 from models.tta.data import MelDataset, collate
 from utils.errors import UserError
@@ -129,9 +129,7 @@ class AudioLDMTask(Task):
         self.vae.requires_grad_(False).eval().to(accelerator.device)
         self.scale = float(self.vae.config.scaling_factor)
         self.schedule = dict(self.init["noise_scheduler"]) if self.init else dict(m.noise_scheduler)
-        self.sampler = dict(self.init["sampler"]) if self.init else {
-            "sampler": m.sampler.get("name", "dpm++"), "num_steps": int(m.sampler.get("num_steps", 25)),
-            "guidance_scale": float(m.sampler.get("guidance_scale", 3.0))}
+        self.sampler = dict(self.init["sampler"]) if self.init else sampler_defaults(m.sampler)
 
     def build(self):
         if self.init:  # fine-tuning: the export's own text encoder (frozen unless configured) and U-Net
