@@ -17,6 +17,7 @@ is written here.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,10 +96,7 @@ def schedule_settings(config: dict[str, Any]) -> dict[str, Any]:
 
 def check_vocoder_contract(vocoder: SpeechT5HifiGan, where: str) -> None:
     c = vocoder.config
-    hop = 1
-    for r in c.upsample_rates:
-        hop *= r
-    check_audio(where, sample_rate=c.sampling_rate, n_mels=c.model_in_dim, hop_length=hop)
+    check_audio(where, sample_rate=c.sampling_rate, n_mels=c.model_in_dim, hop_length=math.prod(c.upsample_rates))
 
 
 # ---- diffusers AudioLDM folder -------------------------------------------------------------------------
