@@ -56,6 +56,14 @@ def resolve(name_or_path: str) -> str:
     return name_or_path
 
 
+def output_width(config, output: str) -> int:
+    """Width of each output state of a text model with this config: the projection's for `projected`, the
+    hidden states' otherwise."""
+    if output == "projected":
+        return int(config.projection_dim)
+    return int(getattr(config, "d_model", None) or config.hidden_size)
+
+
 def _pad_stack(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """[L_i, D] tensors -> ([B, L_max, D] zero-padded, [B, L_max] bool mask)."""
     length = max(s.shape[0] for s in seqs)
@@ -99,11 +107,7 @@ class TextEncoder(nn.Module):
 
     @property
     def hidden_size(self) -> int:
-        """Width of each output state: the projection's for `projected`, the hidden states' otherwise."""
-        c = self.model.config
-        if self.cfg.output == "projected":
-            return int(c.projection_dim)
-        return int(getattr(c, "d_model", None) or c.hidden_size)
+        return output_width(self.model.config, self.cfg.output)
 
     @property
     def device(self) -> torch.device:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.base.artifact import write_artifact
-from models.tta.audioldm.model import check_context_dim, global_text_vector
+from models.tta.audioldm.model import check_context_dim
+from models.tta.audioldm.text_encoder import output_width
 from models.tta.audioldm.pipeline import save_export
 from models.tta.autoencoderkl.model import STAGE as VAE_STAGE
 from models.tta.pretrained import KINDS, PARTS
@@ -37,11 +38,8 @@ def check_model(model: Published) -> None:
     unet, vae = model.unet, model.vae
     if unet.config.in_channels != vae.config.latent_channels:
         raise UserError(f"the U-Net takes {unet.config.in_channels} channels but the VAE makes {vae.config.latent_channels}")
-    c = model.text_model.config
-    width = c.projection_dim if model.text_config["output"] == "projected" else getattr(c, "d_model", None) or c.hidden_size
-    check_context_dim(unet, width, type(model.text_model).__name__, model.text_config["output"])
-    if global_text_vector(unet) != (model.text_config["output"] == "projected"):
-        raise UserError("conditioning mode mismatch between the U-Net and the text encoder")
+    output = model.text_config["output"]  # check_context_dim also refuses a mode mismatch, both ways
+    check_context_dim(unet, output_width(model.text_model.config, output), type(model.text_model).__name__, output)
 
 
 def write(model: Published, part: str, out: Path) -> None:
