@@ -31,7 +31,8 @@ SIZES = {
     "full": {"audio": ["audio.segment_seconds=10.24", "audio.target_frames=1024"], "vae": "egs/tta/autoencoderkl/exp_config.json",
              "ldm": "egs/tta/audioldm/exp_config.json", "hifigan": "egs/tta/hifigan/exp_config.json", "batch": 2, "steps": 2},
 }
-CASES = ("prepare", "matmul", "vae", "ldm", "ldm_options", "sample", "hifigan", "finetune", "lora")
+CASES = ("prepare", "matmul", "vae", "ldm", "ldm_options", "sample", "hifigan", "finetune", "lora", "editing")
+DEMO_EXP = Path(os.environ.get("TTA_DEMO_EXP", ROOT / "ckpts/tta/audioldm_synthcaps"))  # the trained demo (sh egs/tta/demo/run.sh)
 LORA = 'train.lora={rank: 16, alpha: 16, target_modules: ["to_q", "to_k", "to_v", "to_out.0"]}'  # exp_config_lora.json's
 
 
@@ -286,6 +287,42 @@ def case_finetune(work: Path, size: str) -> list[dict]:
 
 def case_lora(work: Path, size: str) -> list[dict]:
     return fine_tune_rows(work, size, lora=True)
+
+
+def case_editing(work: Path, size: str) -> list[dict]:
+    """Zero-shot edits of the trained demo model on 60 held-out test clips (demo size only)."""
+    if size != "demo":
+        return []
+    from evaluation.editing import Clip, EditingBench
+    from models.tta.audioldm.pipeline import TTAPipeline
+    from preprocessors.synthcaps import Attributes
+    from utils.audio import load_audio
+    from utils.io import read_json
+
+    if not (DEMO_EXP / "export").is_dir():
+        raise SystemExit(f"error: no trained demo at {DEMO_EXP}; run sh egs/tta/demo/run.sh (or set TTA_DEMO_EXP)")
+    pipe = TTAPipeline.from_experiment(DEMO_EXP)
+    data = ROOT / read_json(DEMO_EXP / "config.json")["data"]["processed_dir"] / "SynthCaps"
+    test = read_json(data / "test.json")[:60]
+    clips = [Clip(load_audio(data / "wav" / f"{r['Uid']}.wav", pipe.mel_cfg.sample_rate), Attributes(**r["Attributes"]), r["Caption"]) for r in test]
+    bench = EditingBench(pipe, clips)
+    rows = []
+    for r in bench.audio_to_audio():
+        s = f"strength {r['strength']}"
+        rows += [row("edit audio-to-audio", size, f"{s}: pitch became the target", r["pitch_to_target"], "%"),
+                 row("edit audio-to-audio", size, f"{s}: type and pattern kept", r["type_and_pattern_kept"], "%"),
+                 row("edit audio-to-audio", size, f"{s}: time per clip", r["seconds_per_clip"], "s")]
+    r = bench.inpainting()
+    rows += [row("edit inpainting", size, f"{r['span_s'][0]}-{r['span_s'][1]} s as another type: type in span", r["type_in_span"], "%"),
+             row("edit inpainting", size, "mel L1 outside the span / VAE round trip's", r["ratio"], "x"),
+             row("edit inpainting", size, "time per clip", r["seconds_per_clip"], "s")]
+    r = bench.continuation()
+    rows += [row("edit continuation", size, "plain generation 2.56 s: all 3 attributes", r["plain_adherence"], "%")]
+    rows += [row("edit continuation", size, f"2.56 s -> 10.24 s, window {k + 2}: all 3 attributes", a, "%") for k, a in enumerate(r["window_adherence"])]
+    rows += [row("edit continuation", size, "largest jump at joins / largest elsewhere", r["join_jump_ratio"], "x"),
+             row("edit continuation", size, "time per clip (10.24 s)", r["seconds_per_clip"], "s"),
+             row("edit continuation", size, "plain generation time per clip (2.56 s)", r["plain_seconds_per_clip"], "s")]
+    return rows
 
 
 # ---- driver --------------------------------------------------------------------------------------

@@ -208,3 +208,23 @@ def save_tiny_clap_text(folder: Path, captions: list[str], seed: int = 0) -> Pat
     ClapTextModelWithProjection(ClapTextConfig(vocab_size=len(tokenizer), projection_dim=16, projection_hidden_act="relu", **TEXT)).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+def save_tiny_clap(folder: Path) -> Path:
+    """A whole CLAP model (text and HTSAT audio towers) with tokenizer and feature extractor, saved as the
+    laion/clap-htsat-unfused release is (transformers folder, rand_trunc features)."""
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
+
+    tokenizer = roberta_tokenizer(["a dog barks", "a bell rings twice", "wind blows", "a drum is hit"])
+    cfg = ClapConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                     "intermediate_size": 64, "max_position_embeddings": 80, "pad_token_id": tokenizer.pad_token_id},
+        audio_config={"hidden_size": 64, "depths": [1, 1], "num_attention_heads": [2, 4], "patch_embeds_hidden_size": 32,
+                      "window_size": 8, "num_mel_bins": 64, "enable_fusion": False},
+        projection_dim=16,
+    )
+    torch.manual_seed(0)
+    ClapModel(cfg).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    ClapFeatureExtractor(truncation="rand_trunc").save_pretrained(folder)
+    return folder

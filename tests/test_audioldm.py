@@ -175,7 +175,7 @@ def test_cli_exports_a_self_contained_model(tiny_synthcaps, tiny_vae, tiny_t5, t
 def test_gradient_checkpointing_gives_the_same_gradients():
     from dataclasses import replace
 
-    from models.tta.audioldm.model import UNetConfig, build_unet
+    from models.tta.audioldm.model import build_unet
 
     cfg = UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False)
     torch.manual_seed(0)
@@ -194,7 +194,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 def test_attention_uses_scaled_dot_product_attention(tiny_t5):
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    from models.tta.audioldm.model import UNetConfig, build_unet
+    from models.tta.audioldm.model import build_unet
 
     unet = build_unet(UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False), 4)
     assert {type(p) for p in unet.attn_processors.values()} == {AttnProcessor2_0}
@@ -225,7 +225,7 @@ def test_pooled_text_is_the_masked_mean_and_conditions_the_unet():
 def test_channels_last_gives_the_same_gradients_and_exports(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
     from dataclasses import replace
 
-    from models.tta.audioldm.model import UNetConfig, build_unet
+    from models.tta.audioldm.model import build_unet
 
     cfg = UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False)
     torch.manual_seed(0)
@@ -322,3 +322,17 @@ def test_two_processes_keep_a_trainable_text_encoder_identical(tiny_synthcaps, t
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert all(r["world"] == 2 and r["step"] == 2 for r in ranks)  # a checkpoint at step 2 (tied T5 weights)
     assert ranks[0]["unet"] == ranks[1]["unet"] and ranks[0]["text"] == ranks[1]["text"]
+
+
+def test_full_config_builds_what_its_comments_say():
+    """config/audioldm.json: 8 heads at every level (Amphion's), context 768, DPM-Solver++ 25 by default."""
+    from diffusers.models.attention_processor import Attention
+
+    from models.tta.audioldm.model import build_unet
+
+    cfg, _ = load_config("egs/tta/audioldm/exp_config.json", AudioLDMTask.Config, [])
+    with torch.device("meta"):  # shapes only: no memory for 260 M parameters
+        unet = build_unet(cfg.unet, 8)
+    heads = {(m.heads, m.to_q.in_features // m.heads) for m in unet.modules() if isinstance(m, Attention)}
+    assert {h for h, _ in heads} == {8} and {d for _, d in heads} == {32, 64, 128}
+    assert (cfg.model.sampler["name"], cfg.model.sampler["num_steps"]) == ("dpm++", 25)

@@ -144,22 +144,10 @@ def test_vggish_state_dict_loads_and_embeds(tmp_path):
 
 
 def test_clap_folder_loads_and_scores(tmp_path):
-    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, PreTrainedTokenizerFast
-
     from evaluation.embedders.clap import ClapEmbedding
-    from utils.standins import caption_tokenizer
+    from published_layouts import save_tiny_clap
 
-    cfg = ClapConfig(
-        text_config={"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "intermediate_size": 64, "max_position_embeddings": 80, "pad_token_id": 0},
-        audio_config={"hidden_size": 64, "depths": [1, 1], "num_attention_heads": [2, 4], "patch_embeds_hidden_size": 32,
-                      "window_size": 8, "num_mel_bins": 64, "enable_fusion": False},
-        projection_dim=16,
-    )
-    ClapModel(cfg).save_pretrained(tmp_path)
-    tok = caption_tokenizer(["a dog barks", "a bell rings twice", "wind blows"], vocab_size=300)
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>").save_pretrained(tmp_path)
-    ClapFeatureExtractor(truncation="rand_trunc").save_pretrained(tmp_path)  # as the unfused release
+    save_tiny_clap(tmp_path)
     clap = ClapEmbedding(tmp_path)
     wavs = [np.random.default_rng(i).normal(size=48000).astype(np.float32) * 0.1 for i in range(2)]
     scores = clap.score(wavs, ["a dog barks", "wind blows"])

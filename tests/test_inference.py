@@ -17,6 +17,7 @@ from models.tta.audioldm.pipeline import SAMPLERS, TTAPipeline
 from models.vocoder import load_vocoder
 from models.vocoder.griffinlim import GriffinLim
 from models.vocoder.hifigan import HiFiGANConfig, build_generator
+from utils.cli import run_main
 from utils.errors import UserError
 from utils.mel import MelConfig, MelFrontEnd
 
@@ -154,14 +155,20 @@ def test_shell_script_under_sh_uses_newest_experiment(tiny_ldm, tmp_path):
         (["--text", "hi", "--vocoder", "hifigan", "--vocoder_path", "/nowhere"], "error: --vocoder_path /nowhere: no HiFi-GAN folder"),
     ],
 )
-def test_bad_input_is_one_line(tiny_ldm, args, message):
-    cmd = [sys.executable, "bins/tta/inference.py", *args]
+def test_bad_input_is_one_line(tiny_ldm, args, message, capsys):
     if "--checkpoint_path" not in args:
-        cmd += ["--checkpoint_path", str(tiny_ldm)]
-    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
-    assert res.returncode == 2
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith(message), res.stderr
+        args = [*args, "--checkpoint_path", str(tiny_ldm)]
+    with pytest.raises(SystemExit) as exit_:
+        run_main(lambda: infer_main(args))
+    assert exit_.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(message), lines
+
+
+def test_bad_input_exits_2_as_a_process():
+    res = subprocess.run([sys.executable, "bins/tta/inference.py", "--text", " "], cwd=REPO, capture_output=True, text=True,
+                         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 2 and res.stderr == "error: empty --text: give a non-empty prompt\n"
 
 
 def test_griffinlim_reconstructs_a_known_signal():

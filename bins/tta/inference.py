@@ -3,6 +3,14 @@
   python bins/tta/inference.py --text "A man is whistling"
   python bins/tta/inference.py --text_file prompts.txt --sampler ddim --num_steps 200 --vocoder hifigan --vocoder_path ckpts/tta/hifigan
 
+Edit a clip with text, zero-shot (AudioLDM's editing, no training):
+  --init_audio F --strength 0.5                 audio-to-audio: keep F's structure, move it toward the text
+  --init_audio F --inpaint 1.0:1.8              regenerate 1.0-1.8 s (repeatable), keep the rest
+  --init_audio F --duration 10                  continue F to 10 s (and any --duration beyond the training
+                                                length is made in overlapping windows, with or without F)
+  --init_audio F --super_resolution 4000        regenerate the mel bands above 4 kHz, keep those below
+  --num_candidates 4 --clap DIR                 make 4 per prompt, keep the best by CLAP text-audio score
+
 With no --checkpoint_path the newest trained AudioLDM experiment under ckpts/tta is used (and named).
 Writes <output_dir>/<index>_<slug>.wav and .png (its mel) plus prompts.jsonl, and prints the paths.
 """
@@ -46,6 +54,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, help="seconds (rounded to the latent stride; default: the training length)")
     p.add_argument("--num_samples", type=int, default=1, help="samples per prompt")
     p.add_argument("--batch_size", type=int, default=8, help="prompts per batch")
+    edit = p.add_argument_group("editing a given clip")
+    edit.add_argument("--init_audio", type=Path, help="the clip to edit or continue (any format librosa reads)")
+    edit.add_argument("--strength", type=float, help="audio-to-audio: in (0, 1]; 1 ignores the clip, near 0 returns it")
+    edit.add_argument("--inpaint", action="append", default=[], metavar="START:END", help="seconds to regenerate (repeatable)")
+    edit.add_argument("--resample", type=int, default=1, help="inpainting: take each step this many times (RePaint; ddim or ddpm)")
+    edit.add_argument("--super_resolution", type=float, metavar="CUTOFF_HZ", help="regenerate the mel bands above this frequency")
+    edit.add_argument("--num_candidates", type=int, default=1, help="make N per prompt and keep the best by --clap score")
+    edit.add_argument("--clap", type=Path, metavar="DIR", help="a local CLAP model folder (e.g. laion/clap-htsat-unfused) to score candidates")
     p.add_argument("--vocoder", help="griffinlim or hifigan (default: the export's own vocoder if it has one, else griffinlim)")
     p.add_argument("--vocoder_path", help="HiFi-GAN folder or experiment (for --vocoder hifigan)")
     p.add_argument("--lora", action="append", default=[], type=Path, help="a LoRA adapter (experiment or export) to apply (repeatable)")
@@ -99,9 +115,43 @@ def lora_pairs(args: argparse.Namespace) -> list[tuple[Path, float]]:
     return [(path, args.lora_scale[i] if i < len(args.lora_scale) else 1.0) for i, path in enumerate(args.lora)]
 
 
+def parse_span(text: str) -> tuple[float, float]:
+    """--inpaint 'START:END' in seconds -> (start, end)."""
+    try:
+        start, end = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise UserError(f"--inpaint {text!r}: give START:END in seconds, e.g. --inpaint 1.0:1.8") from None
+    return start, end
+
+
+def check_edit_options(args: argparse.Namespace) -> list[tuple[float, float]]:
+    """The editing options' checks that need no model (so they fail in a second); returns the inpaint spans."""
+    chosen = [o for o, v in (("--strength", args.strength), ("--inpaint", args.inpaint),
+                             ("--super_resolution", args.super_resolution)) if v not in (None, [])]
+    if len(chosen) > 1:
+        raise UserError(f"{' and '.join(chosen)} are different edits: give one of them")
+    if args.init_audio is None:
+        if chosen:
+            raise UserError(f"{chosen[0]} edits a clip: give it with --init_audio F")
+    elif not args.init_audio.is_file():
+        raise UserError(f"--init_audio {args.init_audio} not found")
+    elif not chosen and args.duration is None:
+        raise UserError("--init_audio needs an edit: --strength, --inpaint, --super_resolution, or --duration to continue it")
+    if args.resample != 1 and not args.inpaint:
+        raise UserError("--resample applies to --inpaint only")
+    if args.num_candidates < 1:
+        raise UserError(f"--num_candidates must be at least 1, got {args.num_candidates}")
+    if args.num_candidates > 1 and args.clap is None:
+        raise UserError("--num_candidates needs a scorer: --clap DIR (a local CLAP model folder)")
+    if args.clap is not None and not args.clap.is_dir():
+        raise UserError(f"--clap {args.clap} is not a folder")
+    return [parse_span(s) for s in args.inpaint]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     loras = lora_pairs(args)
+    spans = check_edit_options(args)
     if args.merge_lora is None and not (args.text or args.text_file or args.captions):
         raise UserError("give prompts: --text, --text_file or --captions (or --merge_lora OUT)")
     prompts = [] if args.merge_lora is not None else load_prompts(args)
@@ -139,20 +189,36 @@ def main(argv: list[str] | None = None) -> int:
         pipe.save(args.merge_lora, {"base": str(exp), "loras": [[str(p), s] for p, s in loras]})
         print(f"wrote the merged export {args.merge_lora}")
         return 0
+    edit = None
+    if args.init_audio is not None:
+        from models.tta.audioldm.editing import Edit
+        from utils.audio import load_audio
+
+        edit = Edit([load_audio(args.init_audio, pipe.mel_cfg.sample_rate)], args.strength, spans,
+                    args.super_resolution, args.resample, source=str(args.init_audio))
+    scorer = None
+    if args.clap is not None:
+        from evaluation.embedders.clap import ClapEmbedding
+
+        scorer = ClapEmbedding(args.clap, args.device).rank
     out_dir = args.output_dir or (exp / "inference")
     rows, t0, n = [], time.time(), 0
+    per_prompt = args.num_samples * args.num_candidates
     for start in range(0, len(prompts), args.batch_size):
         batch = prompts[start : start + args.batch_size]
         out = pipe(
             batch, negative_prompt=args.negative_text, num_steps=args.num_steps, guidance_scale=args.guidance_scale,
-            sampler=args.sampler, seed=args.seed + start * args.num_samples, duration=args.duration, num_samples=args.num_samples,
-            progress=len(prompts) == 1,
+            sampler=args.sampler, seed=args.seed + start * per_prompt, duration=args.duration, num_samples=args.num_samples,
+            progress=len(prompts) == 1, edit=edit, num_candidates=args.num_candidates, scorer=scorer,
         )
         for i, (prompt, wav, mel) in enumerate(zip(out.prompts, out.wav, out.mel)):
             stem = f"{n:04d}_{slugify(prompt)}"
             save_wav(out_dir / f"{stem}.wav", wav.numpy(), pipe.mel_cfg.sample_rate)
             save_mel_png(out_dir / f"{stem}.png", mel.numpy(), prompt)
-            rows.append({"index": n, "prompt": prompt, "wav": f"{stem}.wav", "png": f"{stem}.png", "seconds": out.seconds, "seed": args.seed + n})
+            row = {"index": n, "prompt": prompt, "wav": f"{stem}.wav", "png": f"{stem}.png", "seconds": out.seconds, "seed": out.seeds[i]}
+            if out.scores is not None:
+                row.update(clap_score=out.scores[i], candidates=args.num_candidates)
+            rows.append({**row, **(edit.as_dict() if edit else {})})
             print(out_dir / f"{stem}.wav")
             n += 1
     write_jsonl(out_dir / "prompts.jsonl", rows)

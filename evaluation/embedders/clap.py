@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import librosa
 import numpy as np
 import torch
 from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel
@@ -45,3 +46,8 @@ class ClapEmbedding:
         """Per-pair cosine similarity between each clip and its caption (the CLAP score)."""
         audio = np.stack([self(w) for w in wavs])
         return (audio * self.text(captions)).sum(axis=1)
+
+    def rank(self, wavs: torch.Tensor, sample_rate: int, prompt: str) -> torch.Tensor:
+        """CLAP scores of candidate clips [N, samples] at `sample_rate` for one prompt (the pipeline's scorer)."""
+        clips = [librosa.resample(w.numpy(), orig_sr=sample_rate, target_sr=self.sample_rate) for w in wavs]
+        return torch.from_numpy(self.score(clips, [prompt] * len(clips)))

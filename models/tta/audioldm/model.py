@@ -26,14 +26,16 @@ class UNetConfig:
     block_out_channels: list[int]  # Amphion: model_channels 256 x channel_mult [1, 2, 4]
     layers_per_block: int
     attention_levels: list[bool]  # cross-attention at each resolution level
-    attention_head_dim: int  # channels per attention head
+    # heads per attention layer at every level: diffusers' UNet2DConditionModel reads its `attention_head_dim`
+    # argument as the number of heads (its own naming quirk), so channels per head = level channels / this
+    attention_head_dim: int
     cross_attention_dim: int  # must equal the text encoder's hidden size (unused with a projected text encoder)
     norm_num_groups: int
     gradient_checkpointing: bool
     # also add the masked-mean text embedding to the timestep embedding (a global FiLM-style condition, as
     # AudioLDM does with its CLAP embedding); cross-attention alone learns clip-wide attributes slowly
     pooled_text: bool = False
-    # NHWC weights and inputs while training: one U-Net step 13% faster at Amphion's size on CPU (bench/)
+    # NHWC weights and inputs while training; bench/run_all.py --cases ldm_options measures whether it helps
     channels_last: bool = False
 
     def __post_init__(self) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from diffusers import (
     DDIMScheduler,
@@ -31,9 +33,10 @@ from diffusers import (
 
 from models.base.artifact import read_artifact, read_stage, write_artifact
 from models.tta.audioldm import SAMPLER_NAMES
+from models.tta.audioldm.editing import RESAMPLING_SAMPLERS, Edit, check_edit, frequency_mask, plan_windows, time_mask
 from models.tta.audioldm.model import text_condition, unet_stride
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
-from models.tta.autoencoderkl.model import downsample_factor, image_to_mel
+from models.tta.autoencoderkl.model import downsample_factor, image_to_mel, mel_to_image
 from utils.errors import UserError
 from utils.mel import MelConfig
 
@@ -51,6 +54,7 @@ SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = dict(zip(SAMPLER_NAMES, [
 STAGE = "audioldm"
 HOW_TO_TRAIN = "sh egs/tta/audioldm/run_train.sh (or convert a published model: sh egs/tta/pretrained/run_convert.sh)"
 MAX_SECONDS = 60.0  # longer requests are refused rather than exhausting memory
+Scorer = Callable[[torch.Tensor, int, str], torch.Tensor]  # (wav [N, samples], sample rate, prompt) -> [N] scores
 
 
 @dataclass
@@ -58,8 +62,10 @@ class TTAOutput:
     wav: torch.Tensor  # [B, samples]
     mel: torch.Tensor  # [B, n_mels, frames]
     prompts: list[str]
+    seeds: list[int]  # the seed each clip was drawn with
     seconds: float  # audio length per clip
-    timings: dict[str, float]  # wall seconds of text encoding, diffusion, VAE decoding, vocoder
+    timings: dict[str, float]  # wall seconds of text encoding, diffusion, VAE decoding, vocoder (, scoring)
+    scores: list[float] | None = None  # the scorer's value of each kept candidate
 
 
 def check_duration(seconds: float) -> None:
@@ -231,62 +237,209 @@ class TTAPipeline:
         pred_uncond, pred_cond = pred.chunk(2)
         return pred_uncond + guidance * (pred_cond - pred_uncond)
 
+    def encode_audio(self, wavs: list[np.ndarray], frames: int) -> torch.Tensor:
+        """Waveforms [N] each -> latents [B, C, frames / f, n_mels / f] through the shared mel front-end (trimmed
+        or silence-padded to `frames`) and the VAE's posterior mode, so the same clip gives the same latent."""
+        from utils.mel import MelFrontEnd, fit_frames
+
+        mel = MelFrontEnd(self.mel_cfg)(torch.from_numpy(np.stack(wavs)).float())
+        image = mel_to_image(fit_frames(mel, self.mel_cfg, frames)).to(self.device, self.vae.dtype)
+        return self.vae.encode(image).latent_dist.mode() * self.vae.config.scaling_factor
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents -> VAE image [B, 1, frames, n_mels] -> log-mel [B, n_mels, frames]."""
+        return image_to_mel(self.vae.decode(z.to(self.vae.dtype) / self.vae.config.scaling_factor).sample)
+
+    def denoise(
+        self, z: torch.Tensor, sched, timesteps: torch.Tensor, text: dict[str, torch.Tensor], guidance: float | None,
+        gens: list[torch.Generator], known: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+        resample: int = 1, progress: bool = False,
+    ) -> torch.Tensor:
+        """The one reverse-diffusion loop. With `known`, after every step the latents where `mask` is 0 are
+        replaced by `known` noised to the next step (by `known` itself after the last), and each step is taken
+        `resample` times, re-noising in between (RePaint)."""
+        step_kwargs = {"generator": gens} if "generator" in inspect.signature(sched.step).parameters else {}
+        steps = list(timesteps)
+        loop = steps
+        if progress:
+            from tqdm import tqdm
+
+            loop = tqdm(steps, desc="sampling", unit="step")
+        for i, t in enumerate(loop):
+            t_next = steps[i + 1] if i + 1 < len(steps) else None
+            for r in range(resample):
+                pred = self.predict(sched.scale_model_input(z, t), t, text, guidance)
+                z_next = sched.step(pred, t, z, **step_kwargs).prev_sample
+                if known is not None:
+                    target = known if t_next is None else sched.add_noise(known, self.noise_like(known, gens), t_next.expand(len(z)))
+                    z_next = torch.lerp(target, z_next, mask)
+                if r + 1 == resample or t_next is None:
+                    break
+                z = renoise(sched, z_next, t_next, t, self.noise_like(z, gens))
+            z = z_next
+        return z
+
+    @staticmethod
+    def noise_like(z: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
+        """Standard normal noise shaped like z [B, ...], row i from generator i on the CPU (same on every device)."""
+        return torch.cat([torch.randn((1, *z.shape[1:]), generator=g) for g in gens]).to(z.device, z.dtype)
+
     @torch.no_grad()
     def __call__(
         self, prompts: list[str], negative_prompt: str | None = None, num_steps: int | None = None,
         guidance_scale: float | None = None, sampler: str | None = None, seed: int = 0,
-        duration: float | None = None, num_samples: int = 1, progress: bool = False,
+        duration: float | None = None, num_samples: int = 1, progress: bool = False, edit: Edit | None = None,
+        window_overlap: float = 0.5, num_candidates: int = 1, scorer: Scorer | None = None,
     ) -> TTAOutput:
-        """Clip i (prompts repeated `num_samples` times each) is drawn with seed + i, whatever the batch."""
+        """Clip i (prompts repeated `num_samples` x `num_candidates` times each) is drawn with seed + i, whatever
+        the batch. `edit` starts from a given clip (see editing.py); a `duration` beyond the training length is
+        made in windows overlapping by `window_overlap` of a window; with `num_candidates` > 1 `scorer` keeps the
+        best of each prompt's candidates."""
         if not prompts or any(not p.strip() for p in prompts):
             raise UserError("empty prompt: give a non-empty --text")
         num_steps = int(num_steps or self.defaults["num_steps"])
         guidance = float(self.defaults["guidance_scale"] if guidance_scale is None else guidance_scale)
         if num_steps < 1:
             raise UserError(f"--num_steps must be at least 1, got {num_steps}")
-        sched = make_sampler(sampler or self.defaults["sampler"], self.noise_scheduler)
-        prompts = [p for p in prompts for _ in range(num_samples)]
-        frames = self.frames_for(duration)
-        f = downsample_factor(self.vae)
-        shape = (self.vae.config.latent_channels, frames // f, self.mel_cfg.n_mels // f)  # [C, T / f, n_mels / f]
-        device = self.device
+        if num_candidates < 1 or (num_candidates > 1 and scorer is None):
+            raise UserError("--num_candidates above 1 needs a scorer (--clap DIR)" if num_candidates > 1 else "--num_candidates must be at least 1")
+        sampler = sampler or self.defaults["sampler"]
+        make_sampler(sampler, self.noise_scheduler)  # an unknown name fails before any work
+        per_prompt = num_samples * num_candidates
+        n_prompts = len(prompts)
+        prompts = [p for p in prompts for _ in range(per_prompt)]
+        seeds = [seed + i for i in range(len(prompts))]
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
 
-        # 1. text, once per prompt; CFG batch = [unconditional | conditional]
         clock = time.perf_counter()
         timings: dict[str, float] = {}
-        cond = self.text.encode(prompts)
-        use_cfg = guidance != 1.0
-        if use_cfg:
-            uncond = self.text.encode([negative_prompt] * len(prompts)) if negative_prompt else self.text.null(len(prompts))
-            emb, mask = join(uncond, cond)
-        else:
-            emb, mask = cond
-        text = text_condition(self.unet, emb.to(device), mask.to(device))  # once, not per sampler step
-
+        text = self.condition(prompts, negative_prompt, guidance)
+        guide = guidance if guidance != 1.0 else None
         timings["text"] = time.perf_counter() - clock
 
-        # 2. reverse diffusion from z_T ~ N(0, sigma_max^2 I); noise drawn on CPU so seeds match across devices,
-        #    one generator per clip (diffusers schedulers draw a stochastic step's noise per generator too)
-        gens = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
-        sched.set_timesteps(num_steps, device=device)
-        step_kwargs = {"generator": gens} if "generator" in inspect.signature(sched.step).parameters else {}
-        z = torch.cat([torch.randn((1, *shape), generator=g) for g in gens])
-        z = (z * sched.init_noise_sigma).to(device, self.unet.dtype)
-        steps = sched.timesteps
-        if progress:
-            from tqdm import tqdm
-
-            steps = tqdm(steps, desc="sampling", unit="step")
-        for t in steps:
-            pred = self.predict(sched.scale_model_input(z, t), t, text, guidance if use_cfg else None)
-            z = sched.step(pred, t, z, **step_kwargs).prev_sample
-
+        if edit is not None and edit.mode != "continuation":
+            z = self.edit_in_place(edit, text, guide, gens, sampler, num_steps, n_prompts, per_prompt, progress)
+        else:
+            z = self.generate_windows(edit, duration, text, guide, gens, sampler, num_steps, n_prompts, per_prompt,
+                                      window_overlap, progress)
         timings["diffusion"] = time.perf_counter() - clock - timings["text"]
 
-        # 3. decode latents -> VAE image [B, 1, frames, n_mels] -> log-mel [B, n_mels, frames] -> waveform
-        mel = image_to_mel(self.vae.decode(z.to(self.vae.dtype) / self.vae.config.scaling_factor).sample)
+        mel = self.decode(z)
         timings["vae_decode"] = time.perf_counter() - clock - sum(timings.values())
         wav = self.vocoder(mel)
         timings["vocoder"] = time.perf_counter() - clock - sum(timings.values())
-        seconds = frames * self.mel_cfg.hop_length / self.mel_cfg.sample_rate
-        return TTAOutput(wav=wav.float().cpu(), mel=mel.float().cpu(), prompts=prompts, seconds=seconds, timings=timings)
+        out = TTAOutput(wav=wav.float().cpu(), mel=mel.float().cpu(), prompts=prompts, seeds=seeds,
+                        seconds=mel.shape[-1] * self.mel_cfg.hop_length / self.mel_cfg.sample_rate, timings=timings)
+        if num_candidates > 1:
+            out = keep_best(out, scorer, self.mel_cfg.sample_rate, num_candidates)
+            timings["scoring"] = time.perf_counter() - clock - sum(timings.values())
+        return out
+
+    def condition(self, prompts: list[str], negative_prompt: str | None, guidance: float) -> dict[str, torch.Tensor]:
+        """The U-Net's text inputs, encoded once per call: with guidance the CFG batch [unconditional | conditional]."""
+        emb, mask = self.text.encode(prompts)
+        if guidance != 1.0:
+            uncond = self.text.encode([negative_prompt] * len(prompts)) if negative_prompt else self.text.null(len(prompts))
+            emb, mask = join(uncond, (emb, mask))
+        return text_condition(self.unet, emb.to(self.device), mask.to(self.device))
+
+    def init_latents(self, edit: Edit, n_prompts: int, per_prompt: int) -> tuple[torch.Tensor, int, float]:
+        """The edit's clip(s) as latents, one row per generated clip; the clip's latent frames; its seconds."""
+        seconds = check_edit(edit, self.mel_cfg.sample_rate, MAX_SECONDS)
+        if len(edit.audio) not in (1, n_prompts):
+            raise UserError(f"{len(edit.audio)} init clips for {n_prompts} prompts: give one clip, or one per prompt")
+        frames = self.frames_for(seconds)
+        z0 = self.encode_audio(edit.audio, frames)
+        z0 = z0.repeat_interleave(n_prompts * per_prompt // len(z0), dim=0)
+        covered = min(frames, self.mel_cfg.frames(len(edit.audio[0])))  # latent frames made of the clip's own sound
+        return z0, covered // downsample_factor(self.vae), seconds
+
+    def edit_in_place(self, edit: Edit, text, guide, gens, sampler: str, num_steps: int, n_prompts: int,
+                      per_prompt: int, progress: bool) -> torch.Tensor:
+        """Audio-to-audio, inpainting or super-resolution of the clip at its own length."""
+        z0, _, seconds = self.init_latents(edit, n_prompts, per_prompt)
+        sched = make_sampler(sampler, self.noise_scheduler)
+        sched.set_timesteps(num_steps, device=self.device)
+        noise = self.noise_like(z0, gens)
+        if edit.mode == "audio_to_audio":  # SDEdit: start part-way, from the clip noised to that step
+            if edit.strength >= 1:  # from pure noise: the clip does not enter, as in plain generation
+                return self.denoise(noise * sched.init_noise_sigma, sched, sched.timesteps, text, guide, gens, progress=progress)
+            runs = min(int(num_steps * edit.strength), num_steps)
+            begin = (num_steps - runs) * sched.order
+            timesteps = sched.timesteps[begin:]
+            if len(timesteps) == 0:  # too weak to take a step: the clip's round trip
+                return z0
+            if hasattr(sched, "set_begin_index"):
+                sched.set_begin_index(begin)
+            z = sched.add_noise(z0, noise, timesteps[:1].expand(len(z0)))
+            return self.denoise(z, sched, timesteps, text, guide, gens, progress=progress)
+        check_masked_sampler(sched, sampler, edit.resample)
+        if edit.inpaint:
+            mask = time_mask(edit.inpaint, z0.shape[2], downsample_factor(self.vae) * self.mel_cfg.hop_length / self.mel_cfg.sample_rate)
+            mask = mask.view(1, 1, -1, 1)
+        else:
+            mask = frequency_mask(edit.super_resolution, self.mel_cfg, z0.shape[3]).view(1, 1, 1, -1)
+        mask = mask.expand_as(z0).to(z0)
+        return self.denoise(noise * sched.init_noise_sigma, sched, sched.timesteps, text, guide, gens, z0, mask,
+                            edit.resample, progress)
+
+    def generate_windows(self, edit: Edit | None, duration: float | None, text, guide, gens, sampler: str,
+                         num_steps: int, n_prompts: int, per_prompt: int, overlap: float, progress: bool) -> torch.Tensor:
+        """Plain generation, continuation of an init clip and audio longer than the training length: passes of at
+        most the training length, each keeping the end of what is already made (or of the clip) and sampling the
+        rest as inpainting, joined in latent space so the VAE and vocoder see one continuous clip."""
+        f = downsample_factor(self.vae)
+        shape = (len(gens), self.vae.config.latent_channels, 0, self.mel_cfg.n_mels // f)
+        made = torch.zeros(shape, device=self.device, dtype=self.unet.dtype)
+        if edit is not None:
+            z0, covered, seconds = self.init_latents(edit, n_prompts, per_prompt)
+            if duration is None or duration <= seconds:
+                raise UserError(f"continuation: --duration must be longer than {edit.source} ({seconds:.2f} s)")
+            made = z0[:, :, :covered]
+        total = self.frames_for(duration) // f
+        window = self.mel_cfg.target_frames // f
+        if not 0 <= overlap < 1:
+            raise UserError(f"the window overlap {overlap} must be in [0, 1) of a window")
+        stride = unet_stride(self.unet)
+        for w in plan_windows(made.shape[2], total, window, int(window * overlap) // stride * stride):
+            sched = make_sampler(sampler, self.noise_scheduler)
+            sched.set_timesteps(num_steps, device=self.device)
+            z = self.noise_like(made.new_empty((*shape[:2], w.frames, shape[3])), gens) * sched.init_noise_sigma
+            if w.keep == 0:  # nothing to keep: plain generation
+                new = self.denoise(z, sched, sched.timesteps, text, guide, gens, progress=progress)
+            else:
+                check_masked_sampler(sched, sampler, 1)
+                known = torch.zeros_like(z)
+                known[:, :, : w.keep] = made[:, :, made.shape[2] - w.keep:]
+                mask = (torch.arange(w.frames, device=z.device) >= w.keep).to(z).view(1, 1, -1, 1).expand_as(z)
+                new = self.denoise(z, sched, sched.timesteps, text, guide, gens, known, mask, progress=progress)
+            made = torch.cat([made, new[:, :, w.keep:]], dim=2)
+        return made
+
+
+def check_masked_sampler(sched, name: str, resample: int) -> None:
+    """Masked edits blend after every step: a sampler whose step is split in stages (Heun) cannot be blended."""
+    if sched.order > 1:
+        raise UserError(f"--sampler {name} takes two-stage steps and cannot inpaint or continue; use dpm++, ddim or euler")
+    if resample > 1 and name not in RESAMPLING_SAMPLERS:
+        raise UserError(f"--resample needs a stateless sampler ({' or '.join(RESAMPLING_SAMPLERS)}), not {name}")
+
+
+def renoise(sched, z: torch.Tensor, t_from, t_to, noise: torch.Tensor) -> torch.Tensor:
+    """One forward-diffusion jump q(z_to | z_from) of a variance-preserving schedule (RePaint's resampling)."""
+    a = sched.alphas_cumprod.to(z.device)
+    ratio = a[int(t_to)] / a[int(t_from)]
+    return ratio.sqrt() * z + (1 - ratio).sqrt() * noise
+
+
+
+def keep_best(out: TTAOutput, scorer: Scorer, sample_rate: int, num_candidates: int) -> TTAOutput:
+    """The best-scoring clip of each group of `num_candidates` consecutive candidates (one prompt's)."""
+    keep, scores = [], []
+    for start in range(0, len(out.prompts), num_candidates):
+        s = scorer(out.wav[start: start + num_candidates], sample_rate, out.prompts[start]).float()
+        best = int(s.argmax())
+        keep.append(start + best)
+        scores.append(float(s[best]))
+    return TTAOutput(wav=out.wav[keep], mel=out.mel[keep], prompts=[out.prompts[i] for i in keep],
+                     seeds=[out.seeds[i] for i in keep], seconds=out.seconds, timings=out.timings, scores=scores)
