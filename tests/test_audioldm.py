@@ -175,7 +175,7 @@ def test_cli_exports_a_self_contained_model(tiny_synthcaps, tiny_vae, tiny_t5, t
 def test_gradient_checkpointing_gives_the_same_gradients():
     from dataclasses import replace
 
-    from models.tta.audioldm.model import build_unet
+    from models.tta.audioldm.model import UNetConfig, build_unet
 
     cfg = UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False)
     torch.manual_seed(0)
@@ -194,7 +194,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 def test_attention_uses_scaled_dot_product_attention(tiny_t5):
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    from models.tta.audioldm.model import build_unet
+    from models.tta.audioldm.model import UNetConfig, build_unet
 
     unet = build_unet(UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False), 4)
     assert {type(p) for p in unet.attn_processors.values()} == {AttnProcessor2_0}
@@ -225,7 +225,7 @@ def test_pooled_text_is_the_masked_mean_and_conditions_the_unet():
 def test_channels_last_gives_the_same_gradients_and_exports(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
     from dataclasses import replace
 
-    from models.tta.audioldm.model import build_unet
+    from models.tta.audioldm.model import UNetConfig, build_unet
 
     cfg = UNetConfig([16, 32], 1, [False, True], 8, 32, 4, False)
     torch.manual_seed(0)

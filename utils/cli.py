@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from utils.errors import UserError
 
@@ -16,6 +18,25 @@ def add_config_args(parser: argparse.ArgumentParser, default_config: str | None)
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.batch_size=4 (repeatable)",
     )
+
+
+def check_number(option: str, value: float | None, minimum: float | None = None) -> None:
+    """A numeric option that is non-finite or below `minimum` -> one line (None: not given, the default applies)."""
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise UserError(f"{option} {value} is not a finite number")
+    if minimum is not None and value < minimum:
+        raise UserError(f"{option} must be at least {minimum:g}, got {value:g}")
+
+
+def check_output_dir(option: str, path: Path) -> None:
+    """A folder to write into: an existing file at it, or at the nearest existing parent, is refused."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"{option} {path}: {p} is a file, not a folder; give a folder path")
+            return
 
 
 def quiet_libraries() -> None:

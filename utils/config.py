@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -138,6 +139,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return dict(value)
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: {value!r} is not a finite number")
             return float(value)
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):

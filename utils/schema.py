@@ -22,6 +22,12 @@ class PreprocessConfig:
     split_seed: int
     synthcaps_clips: int  # size of the built-in corpus
 
+    def __post_init__(self) -> None:
+        if self.num_workers < 0 or self.min_seconds < 0 or self.silence_peak < 0 or self.synthcaps_clips < 1:
+            raise ValueError("num_workers, min_seconds and silence_peak must be >= 0 and synthcaps_clips >= 1")
+        if not (0 <= self.valid_ratio < 1 and 0 <= self.test_ratio < 1 and self.valid_ratio + self.test_ratio < 1):
+            raise ValueError(f"valid_ratio and test_ratio must be in [0, 1) with a sum below 1, got {self.valid_ratio}, {self.test_ratio}")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -30,6 +36,10 @@ class DataConfig:
     train_split: str
     valid_split: str
     num_workers: int  # DataLoader workers
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,17 @@ class TrainConfig:
     keep_last: int
     sample_every: int  # log mel images / audio every N steps (0 = only at the end)
     lora: LoraConfig | None  # null: train the whole model
+
+    def __post_init__(self) -> None:
+        at_least = {"batch_size": 1, "grad_accum_steps": 1, "log_every": 1, "valid_every": 1, "save_every": 1, "keep_last": 1,
+                    "max_steps": 0, "warmup_steps": 0, "valid_batches": 0, "sample_every": 0, "weight_decay": 0, "grad_clip": 0}
+        for key, low in at_least.items():
+            if getattr(self, key) < low:
+                raise ValueError(f"{key} must be at least {low}, got {getattr(self, key)}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be above 0, got {self.learning_rate}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.cli import run_main  # noqa: E402
+from utils.cli import check_output_dir, run_main  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check_output_dir("--out", args.out)
     from models.tta.pretrained.convert import convert
 
     out = convert(args.kind, args.src, args.out, args.only, args.text_encoder, args.overwrite)

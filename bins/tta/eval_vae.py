@@ -7,13 +7,12 @@ latent shape and compression ratio. Prints a table and writes <export>/eval_<spl
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.cli import run_main  # noqa: E402
+from utils.cli import check_number, run_main  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     from models.tta.data import MelDataset
     from utils.io import write_json
 
+    check_number("--limit", args.limit, 0)
+    check_number("--batch_size", args.batch_size, 1)
     vae, mel_cfg, meta = load_vae_export(args.vae)
     vae.eval()
     data = meta["config"]["data"]

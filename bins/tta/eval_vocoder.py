@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.cli import run_main  # noqa: E402
+from utils.cli import check_number, run_main  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from utils.io import read_json
     from utils.mel import MelConfig, MelFrontEnd
 
+    check_number("--limit", args.limit, 1)
+    check_number("--batch_size", args.batch_size, 1)
     stamp = args.processed_dir / args.dataset / "mel" / "mel_config.json"
     if not stamp.exists():
         from utils.errors import UserError

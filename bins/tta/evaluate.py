@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.cli import run_main  # noqa: E402
+from utils.cli import check_output_dir, run_main  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
 
@@ -141,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from utils.io import write_json
 
-    result = evaluate(args.generated, args.reference, args.embedding, args.embedding_path, args.clap, args.device)
     out = args.output or args.generated / "eval.json"
+    check_output_dir("--output", out.parent)
+    if out.is_dir():
+        raise UserError(f"--output {out} is a folder; give a file path for the result JSON")
+    result = evaluate(args.generated, args.reference, args.embedding, args.embedding_path, args.clap, args.device)
     write_json(out, result)
     print_table(result)
     print(f"wrote {out}")

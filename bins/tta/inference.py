@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from models.tta.audioldm import SAMPLER_NAMES  # noqa: E402
-from utils.cli import run_main  # noqa: E402
+from utils.cli import check_number, check_output_dir, run_main  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
 def newest_experiment(root: Path) -> Path:
@@ -139,8 +139,8 @@ def check_edit_options(args: argparse.Namespace) -> list[tuple[float, float]]:
         raise UserError("--init_audio needs an edit: --strength, --inpaint, --super_resolution, or --duration to continue it")
     if args.resample != 1 and not args.inpaint:
         raise UserError("--resample applies to --inpaint only")
-    if args.num_candidates < 1:
-        raise UserError(f"--num_candidates must be at least 1, got {args.num_candidates}")
+    check_number("--num_candidates", args.num_candidates, 1)
+    check_number("--resample", args.resample, 1)
     if args.num_candidates > 1 and args.clap is None:
         raise UserError("--num_candidates needs a scorer: --clap DIR (a local CLAP model folder)")
     if args.clap is not None and not args.clap.is_dir():
@@ -155,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge_lora is None and not (args.text or args.text_file or args.captions):
         raise UserError("give prompts: --text, --text_file or --captions (or --merge_lora OUT)")
     prompts = [] if args.merge_lora is not None else load_prompts(args)
-    if args.num_samples < 1 or args.batch_size < 1:
-        raise UserError("--num_samples and --batch_size must be at least 1")
+    for option, value, minimum in (("--limit", args.limit, 1), ("--num_steps", args.num_steps, 1), ("--guidance_scale", args.guidance_scale, 0),
+                                   ("--num_samples", args.num_samples, 1), ("--batch_size", args.batch_size, 1), ("--seed", args.seed, 0),
+                                   *(("--lora_scale", s, None) for s in args.lora_scale)):
+        check_number(option, value, minimum)
     path = args.checkpoint_path
     if path is None:
         path = newest_experiment(args.experiments_root)
@@ -202,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
         scorer = ClapEmbedding(args.clap, args.device).rank
     out_dir = args.output_dir or (exp / "inference")
+    check_output_dir("--output_dir", out_dir)
     rows, t0, n = [], time.time(), 0
     per_prompt = args.num_samples * args.num_candidates
     for start in range(0, len(prompts), args.batch_size):

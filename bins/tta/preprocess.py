@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from preprocessors import audiocaps, folder, synthcaps  # noqa: E402
 from preprocessors.prepare import PrepareReport, prepare_clips  # noqa: E402
-from utils.cli import add_config_args, run_main  # noqa: E402
+from utils.cli import add_config_args, check_number, check_output_dir, run_main  # noqa: E402
 from utils.config import load_config  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 from utils.schema import BaseConfig  # noqa: E402
@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = list(args.overrides)
+    check_number("--num_workers", args.num_workers, 0)
     if args.num_workers is not None:
         overrides.append(f"preprocess.num_workers={args.num_workers}")
     cfg, _ = load_config(args.config or DEFAULT_CONFIGS[args.dataset], BaseConfig, overrides)
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         name = args.name or args.raw_dir.resolve().name
         clips = folder.build_clips(args.raw_dir, name, pre.valid_ratio, pre.test_ratio, pre.split_seed, report)
     out_dir = processed / name
+    check_output_dir("--processed_dir", out_dir)
     print(f"preparing {len(clips)} clips of {name} into {out_dir}")
     prepare_clips(clips, out_dir, audio, pre, overwrite=args.overwrite, report=report, generator=generator)
     if report.missing:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.cli import run_main  # noqa: E402
+from utils.cli import check_output_dir, run_main  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
 
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     eval_json = args.generated / "eval.json"
     if not eval_json.exists():
         raise UserError(f"{eval_json} not found; run bins/tta/evaluate.py --generated {args.generated} first")
+    check_output_dir("--output_dir", args.output_dir or args.generated)
     path = write_report(args.output_dir or args.generated, args.generated, json.loads(eval_json.read_text()),
                         args.vae, args.experiments, args.reference, args.note)
     print(f"report: {path}")

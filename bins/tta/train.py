@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.cli import add_config_args, run_main  # noqa: E402
+from utils.cli import add_config_args, check_output_dir, run_main  # noqa: E402
 from utils.config import ConfigError, load_config, load_raw  # noqa: E402
 
 
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--cache_latents applies to AudioLDM configs only")
         overrides.append("model.cache_latents=true")
     cfg, resolved = load_config(args.config, task_cls.Config, overrides)
+    check_output_dir("output_dir", Path(cfg.output_dir) / args.exp_name)
 
     from models.base.trainer import Trainer
 

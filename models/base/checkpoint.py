@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
+from models.base.loading import reading
+
 STEP_DIR = re.compile(r"^step_(\d{8})$")
 
 
@@ -69,8 +71,10 @@ def save(
 def load(path: Path, modules: dict[str, torch.nn.Module]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Load weights into `modules`; returns (state dict, trainer meta). Restores the global RNGs."""
     for name, module in modules.items():
-        load_model(module, str(path / f"{name}.safetensors"))
-    state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        with reading(f"checkpoint's {name}", path / f"{name}.safetensors"):
+            load_model(module, str(path / f"{name}.safetensors"))
+    with reading("checkpoint state", path / "state.pt"):
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
     set_rng_state(state.pop("rng"))
     return state, json.loads((path / "trainer.json").read_text())
 

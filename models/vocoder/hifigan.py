@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
+from models.base.loading import load_part
 from utils.errors import UserError
 from utils.mel import MelConfig
 
@@ -73,7 +74,7 @@ def load_hifigan(path: str | Path, mel_cfg: MelConfig, device: str = "cpu") -> H
     path = Path(path)
     for cand in (path, path / "vocoder", path / "export" / "vocoder"):
         if (cand / "config.json").is_file() and any((cand / w).is_file() for w in ("model.safetensors", "pytorch_model.bin")):
-            gen = SpeechT5HifiGan.from_pretrained(str(cand)).to(device)
+            gen = load_part("HiFi-GAN", SpeechT5HifiGan.from_pretrained, cand).to(device)
             check_generator(gen, mel_cfg, str(cand))
             return HiFiGANVocoder(gen)
     raise UserError(f"--vocoder_path {path}: no HiFi-GAN folder (config.json) found; train one with sh egs/tta/hifigan/run_train.sh")

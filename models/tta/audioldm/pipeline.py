@@ -11,6 +11,7 @@ draws its noise from its own generator (seed + its index), so a clip does not de
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from diffusers import (
 )
 
 from models.base.artifact import read_artifact, read_stage, write_artifact
+from models.base.loading import load_part, reading
 from models.tta.audioldm import SAMPLER_NAMES
 from models.tta.audioldm.editing import RESAMPLING_SAMPLERS, Edit, check_edit, frequency_mask, plan_windows, time_mask
 from models.tta.audioldm.model import text_condition, unet_stride
@@ -149,8 +151,8 @@ class TTAPipeline:
             path = read_adapter(path)["base"]
         meta, mel_cfg = read_artifact(path, STAGE, HOW_TO_TRAIN)
         root = Path(meta["dir"])
-        vae = AutoencoderKL.from_pretrained(str(root / "vae")).eval().to(device)
-        unet = UNet2DConditionModel.from_pretrained(str(root / "unet"))
+        vae = load_part("VAE", AutoencoderKL.from_pretrained, root / "vae").eval().to(device)
+        unet = load_part("U-Net", UNet2DConditionModel.from_pretrained, root / "unet")
         apply_adapters(unet, loras, root)
         unet = unet.eval().to(device)
         text_cfg = TextEncoderConfig(**{**meta["text_encoder"], "name_or_path": str(root / "text_encoder"), "trainable": False})
@@ -180,7 +182,8 @@ class TTAPipeline:
         if not (step_dir / "unet.safetensors").is_file() or not config_file.is_file():
             raise UserError(f"{step_dir} is not a checkpoint of a stage-2 experiment (needs unet.safetensors and {config_file})")
         cfg = read_json(config_file)
-        state = torch.load(step_dir / "state.pt", map_location="cpu", weights_only=True)
+        with reading("checkpoint state", step_dir / "state.pt"):
+            state = torch.load(step_dir / "state.pt", map_location="cpu", weights_only=True)
         if cfg["model"].get("init_from"):  # a fine-tuning run: its base export, with the step's weights
             pipe = cls.from_experiment(cfg["model"]["init_from"], vocoder, vocoder_path, device)
             if cfg["train"].get("lora"):
@@ -188,18 +191,21 @@ class TTAPipeline:
                 from utils.schema import LoraConfig
 
                 add_lora(pipe.unet, LoraConfig(**cfg["train"]["lora"]))
-            load_with_ema(pipe.unet, load_file(str(step_dir / "unet.safetensors")), state)
+            with reading("checkpoint U-Net", step_dir / "unet.safetensors"):
+                load_with_ema(pipe.unet, load_file(str(step_dir / "unet.safetensors")), state)
             return pipe
         mel_cfg = MelConfig(**cfg["audio"])
         vae = load_vae_export(cfg["model"]["autoencoder_path"])[0].eval().to(device)
         text_cfg = TextEncoderConfig(**{**cfg["text_encoder"], "trainable": False})
         text = TextEncoder(text_cfg)
         if (step_dir / "text.safetensors").is_file():  # trained alongside (saved with save_model: tied weights once)
-            load_model(text.model, str(step_dir / "text.safetensors"))
+            with reading("checkpoint text encoder", step_dir / "text.safetensors"):
+                load_model(text.model, str(step_dir / "text.safetensors"))
         projected = text_cfg.output == "projected"
         unet = build_unet(UNetConfig(**{**cfg["unet"], "channels_last": False, "gradient_checkpointing": False}),
                           vae.config.latent_channels, text.hidden_size if projected else None)
-        load_with_ema(unet, load_file(str(step_dir / "unet.safetensors")), state)
+        with reading("checkpoint U-Net", step_dir / "unet.safetensors"):
+            load_with_ema(unet, load_file(str(step_dir / "unet.safetensors")), state)
         defaults = sampler_defaults(cfg["model"]["sampler"])
         voc = load_vocoder(vocoder or "griffinlim", vocoder_path, mel_cfg, device)
         return cls(vae, unet.eval().to(device), text.to(device), cfg["model"]["noise_scheduler"], mel_cfg, voc, defaults)
@@ -297,10 +303,12 @@ class TTAPipeline:
         best of each prompt's candidates."""
         if not prompts or any(not p.strip() for p in prompts):
             raise UserError("empty prompt: give a non-empty --text")
-        num_steps = int(num_steps or self.defaults["num_steps"])
+        num_steps = int(self.defaults["num_steps"] if num_steps is None else num_steps)
         guidance = float(self.defaults["guidance_scale"] if guidance_scale is None else guidance_scale)
         if num_steps < 1:
             raise UserError(f"--num_steps must be at least 1, got {num_steps}")
+        if not math.isfinite(guidance) or guidance < 0:
+            raise UserError(f"--guidance_scale must be a finite number >= 0, got {guidance}")
         if num_candidates < 1 or (num_candidates > 1 and scorer is None):
             raise UserError("--num_candidates above 1 needs a scorer (--clap DIR)" if num_candidates > 1 else "--num_candidates must be at least 1")
         sampler = sampler or self.defaults["sampler"]

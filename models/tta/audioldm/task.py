@@ -19,6 +19,7 @@ from diffusers.training_utils import compute_snr
 from tqdm import tqdm
 
 from models.base.artifact import read_artifact, weights_fingerprint
+from models.base.loading import load_part
 from models.base.task import Task
 from models.tta.audioldm.lora import add_lora, save_adapter
 from models.tta.audioldm.model import (
@@ -119,7 +120,7 @@ class AudioLDMTask(Task):
             raise UserError("train.lora trains adapters on an existing model: set --init_from to a stage-2 export")
         if m.init_from:
             self.init, audio = read_artifact(m.init_from, EXPORT_STAGE, HOW_TO_TRAIN)
-            self.vae = AutoencoderKL.from_pretrained(str(Path(self.init["dir"]) / "vae"))
+            self.vae = load_part("VAE", AutoencoderKL.from_pretrained, Path(self.init["dir"]) / "vae")
             self.vae_meta = {"dir": self.init["dir"]}
             check_same_audio(audio, cfg.audio, f"--init_from {m.init_from}")
         else:

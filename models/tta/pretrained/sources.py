@@ -26,11 +26,11 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
-from safetensors import SafetensorError
 from transformers import (
     AutoConfig, AutoTokenizer, ClapTextConfig, ClapTextModelWithProjection, SpeechT5HifiGan, T5EncoderModel,
 )
 
+from models.base.loading import load_part
 from models.tta.audioldm.model import SCHEDULE_KEYS
 from models.tta.pretrained.parts import (
     check_audio, load_exactly, read_checkpoint, unet_config_from_weights, vae_from_ldm, vocoder_from_hifigan, with_prefix,
@@ -52,9 +52,6 @@ AUDIOLDM_SCHEDULE = dict(
     num_train_timesteps=1000, beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear", clip_sample=False,
     prediction_type="epsilon", set_alpha_to_one=False, steps_offset=1,
 )
-MODEL_LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError, json.JSONDecodeError)
-
-
 @dataclass
 class Published:
     """A published model in memory. `unet` is None when only the VAE/vocoder parts were asked for."""
@@ -78,15 +75,6 @@ def need_files(src: Path, layout: str, names: list[str]) -> None:
     if missing:
         found = sorted(p.name for p in src.iterdir()) if src.is_dir() else [src.name]
         raise UserError(f"{src} is not a complete {layout}: missing {missing} (found {found[:12]})")
-
-
-def load_part(what: str, loader, path: Path):
-    """`loader(path)` (a from_pretrained), with a broken or truncated file reported in one line."""
-    try:
-        return loader(str(path))
-    except MODEL_LOAD_ERRORS as err:
-        raise UserError(f"{path}: the {what} could not be loaded (missing, truncated or corrupt file?): "
-                        f"{str(err).splitlines()[0][:200]}") from None
 
 
 def schedule_settings(config: dict[str, Any]) -> dict[str, Any]:
