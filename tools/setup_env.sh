@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.requirements.sha
-want=$(cat requirements.txt requirements-dev.txt | sha1sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-app.txt requirements-dev.txt | sha1sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "==> installing torch==2.13.0 (CPU) and requirements (first run only)"
   .venv/bin/python -m pip install -q --upgrade pip

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from models.tta.audioldm import SAMPLER_NAMES  # noqa: E402
+from models.tta.audioldm import SAMPLER_NAMES, parse_span  # noqa: E402
 from utils.cli import check_number, check_output_dir, run_main  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
@@ -113,15 +113,6 @@ def lora_pairs(args: argparse.Namespace) -> list[tuple[Path, float]]:
     if args.merge_lora is not None and not args.lora:
         raise UserError("--merge_lora needs at least one --lora")
     return [(path, args.lora_scale[i] if i < len(args.lora_scale) else 1.0) for i, path in enumerate(args.lora)]
-
-
-def parse_span(text: str) -> tuple[float, float]:
-    """--inpaint 'START:END' in seconds -> (start, end)."""
-    try:
-        start, end = (float(x) for x in text.split(":"))
-    except ValueError:
-        raise UserError(f"--inpaint {text!r}: give START:END in seconds, e.g. --inpaint 1.0:1.8") from None
-    return start, end
 
 
 def check_edit_options(args: argparse.Namespace) -> list[tuple[float, float]]:

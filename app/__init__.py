@@ -1,0 +1,1 @@
+"""The web app: a Gradio page (and its HTTP API) on the same TTAPipeline as run_inference.sh."""

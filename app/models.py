@@ -1,0 +1,60 @@
+"""The models the app offers: stage-2 exports and LoRA adapters found under an experiments root, and the loaded
+pipelines, kept up to a count so switching back is instant and memory stays bounded."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.base.artifact import ARTIFACT_FILE
+from utils.errors import UserError
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path  # the experiment (or export) folder, as run_inference.sh --checkpoint_path takes it
+    stage: str  # "audioldm" or "lora"
+    label: str  # what the dropdown shows: name, stage, dataset, step
+
+
+def describe(path: Path, meta: dict) -> str:
+    config = meta.get("config", {})
+    datasets = ",".join(config.get("data", {}).get("datasets", [])) or ("converted" if "made_from" in config or meta.get("source") else "-")
+    steps = sorted((path / "checkpoints").glob("step_*")) if (path / "checkpoints").is_dir() else []
+    step = f"step {int(steps[-1].name[5:])}" if steps else "no checkpoints"
+    return f"{path.name} ({meta['stage']}, {datasets}, {step})"
+
+
+def find_models(root: Path) -> list[Entry]:
+    """Every export under `root` (`<exp>/export/` or a converted export folder itself), newest first."""
+    found = []
+    for artifact in list(root.glob(f"*/export/{ARTIFACT_FILE}")) + list(root.glob(f"*/{ARTIFACT_FILE}")):
+        meta = json.loads(artifact.read_text())
+        if meta.get("stage") not in ("audioldm", "lora"):
+            continue
+        path = artifact.parent.parent if artifact.parent.name == "export" else artifact.parent
+        found.append((artifact.stat().st_mtime, Entry(path, meta["stage"], describe(path, meta))))
+    return [e for _, e in sorted(found, key=lambda x: -x[0])]
+
+
+class LoadedModels:
+    """Pipelines by (model, adapters) key; the least recently used one is dropped beyond `keep`."""
+
+    def __init__(self, keep: int = 2, device: str = "cpu") -> None:
+        self.keep, self.device = keep, device
+        self.loaded: OrderedDict[tuple, object] = OrderedDict()
+
+    def get(self, path: Path, loras: tuple[tuple[str, float], ...] = ()):
+        from models.tta.audioldm.pipeline import TTAPipeline
+
+        key = (str(path), loras)
+        if key not in self.loaded:
+            if not path.exists():
+                raise UserError(f"model {path} no longer exists; refresh the list")
+            self.loaded[key] = TTAPipeline.from_experiment(path, device=self.device, loras=list(loras))
+            while len(self.loaded) > self.keep:
+                self.loaded.popitem(last=False)
+        self.loaded.move_to_end(key)
+        return self.loaded[key]

@@ -1,0 +1,93 @@
+"""The web app in a real headless browser (Debian's Chromium, which tools/run_tests.sh installs) and through
+gradio_client, serving two copies of the tiny trained model. Screenshots land in exp/test_artifacts/."""
+
+import io
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import soundfile as sf
+
+from conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]  # this machine has no network: no background requests
+ARTIFACTS = REPO / "exp" / "test_artifacts"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_ldm, tmp_path_factory):
+    root = tmp_path_factory.mktemp("app_models")
+    for name in ("tiny_a", "tiny_b"):
+        shutil.copytree(tiny_ldm, root / name)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "bins/tta/app.py", "--experiments_root", str(root), "--port", str(port)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.25)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def fetch_wav(page, selector: str):
+    href = page.get_attribute(f"{selector} a[download]", "href")
+    return sf.read(io.BytesIO(page.request.get(href).body()))
+
+
+def test_generate_switch_models_and_recover_from_an_error_in_a_browser(server):
+    from playwright.sync_api import sync_playwright
+
+    assert shutil.which("chromium") or (REPO / CHROMIUM).exists(), "Chromium missing: tools/run_tests.sh installs it (apt)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(server)
+        page.fill("#prompt textarea", "A bell rings twice")
+        page.fill("#steps textarea", "2")
+        page.click("#generate")
+        page.wait_for_selector("#sample0 a[download]", timeout=60_000)
+        wav, sr = fetch_wav(page, "#sample0")
+        assert sr == 16000 and len(wav) == 128 * 160 and abs(wav).max() > 1e-3
+        page.screenshot(path=str(ARTIFACTS / "app_generate.png"), full_page=True)
+
+        page.click("#model input")
+        page.get_by_role("option", name="tiny_b").click()
+        page.fill("#prompt textarea", "")
+        page.click("#generate")
+        page.get_by_text("empty prompt: type what the sound should be").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "app_error.png"), full_page=True)
+
+        page.fill("#prompt textarea", "Wind blows")
+        page.click("#generate")
+        page.wait_for_function("document.querySelector('#info').innerText.includes('tiny_b')", timeout=60_000)
+        assert "--text 'Wind blows'" in page.inner_text("#info")
+        wav, _ = fetch_wav(page, "#sample0")
+        assert len(wav) == 128 * 160 and abs(wav).max() > 1e-3
+        browser.close()
+
+
+def test_gradio_client_calls_the_api(server, tiny_ldm):
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    *players, mels, files, info = client.predict(str(tiny_ldm), "", 1.0, "A drum is hit", "", "0.64", "ddim", "2", "", 3, 2,
+                                                 api_name="/generate")
+    assert len(files) == 2 and "--duration 0.64" in info and "--sampler ddim" in info
+    wav, sr = sf.read(files[0])
+    assert len(wav) == 64 * 160 and abs(wav).max() > 1e-3
