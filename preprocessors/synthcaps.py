@@ -186,16 +186,21 @@ _FRAMES = (
 )
 
 
-def caption(attrs: Attributes, rng: np.random.Generator, heldout: bool = False) -> str:
-    """A natural-language caption; `heldout` draws from phrasings reserved for the test split."""
+def caption(attrs: Attributes, rng: np.random.Generator, heldout: bool = False,
+            nouns: tuple[list[str], list[str]] | None = None) -> str:
+    """A natural-language caption; `heldout` draws from phrasings reserved for the test split. `nouns`
+    (training, held-out) replaces the sound type's nouns and its own pulse verbs (a new word for a sound, in the
+    fine-tuning demo)."""
     k = 1 if heldout else 0
 
     def pick(options: tuple[list[str], list[str]]) -> str:
         return str(rng.choice(options[k]))
 
-    phrases = _PULSE_PHRASES.get(attrs.sound_type, _PATTERN_PHRASES["pulses"]) if attrs.pattern == "pulses" else _PATTERN_PHRASES[attrs.pattern]
+    # a struck sound's own pulse verbs ("rings", "knocks") name its type; with a new noun, the noun alone should
+    typed = attrs.pattern == "pulses" and nouns is None
+    phrases = _PULSE_PHRASES.get(attrs.sound_type, _PATTERN_PHRASES["pulses"]) if typed else _PATTERN_PHRASES[attrs.pattern]
     adj = pick(_PITCH_WORDS[attrs.pitch])
-    text = pick(_FRAMES).format(adj=adj, Adj=adj.capitalize(), noun=pick(_NOUNS[attrs.sound_type]), vp=pick(phrases))
+    text = pick(_FRAMES).format(adj=adj, Adj=adj.capitalize(), noun=pick(nouns or _NOUNS[attrs.sound_type]), vp=pick(phrases))
     return text
 
 
