@@ -50,14 +50,40 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return float((p * np.log(p / q)).sum())
 
 
-def as_distribution(probs: np.ndarray) -> np.ndarray:
-    """Tagger outputs (e.g. PANNs' 527 sigmoid probabilities) -> a distribution over classes [..., C]."""
-    probs = np.asarray(probs, dtype=np.float64) + 1e-10
-    return probs / probs.sum(axis=-1, keepdims=True)
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
-def inception_score(probs: np.ndarray) -> float:
-    """exp(E_x KL(p(y|x) || p(y))) over class distributions [N, C] (Salimans et al. 2016)."""
-    p_yx = as_distribution(probs)
-    p_y = p_yx.mean(axis=0, keepdims=True)
-    return float(np.exp((p_yx * (np.log(p_yx) - np.log(p_y))).sum(axis=1).mean()))
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def kl_softmax(ref_logits: np.ndarray, gen_logits: np.ndarray, eps: float = 1e-6) -> float:
+    """Paired KL(reference || generated) over the tagger's softmax class distributions, summed over classes and
+    averaged over pairs [N, C]: audioldm-eval's `kullback_leibler_divergence_softmax` (AudioLDM's and AudioGen's KL)."""
+    p, q = softmax(ref_logits), softmax(gen_logits)
+    return float((p * (np.log(p) - np.log(q + eps))).sum() / len(p))
+
+
+def kl_sigmoid(ref_logits: np.ndarray, gen_logits: np.ndarray, eps: float = 1e-6) -> float:
+    """The same over per-class sigmoid probabilities: audioldm-eval's `kullback_leibler_divergence_sigmoid`."""
+    p, q = sigmoid(ref_logits), sigmoid(gen_logits)
+    return float((p * (np.log(p) - np.log(q + eps))).sum() / len(p))
+
+
+def inception_score(logits: np.ndarray, splits: int = 10, seed: int = 2020) -> float:
+    """exp(E_x KL(p(y|x) || p(y))) over softmax class distributions (Salimans et al. 2016), averaged over
+    `splits` chunks of the clips shuffled with `seed`: audioldm-eval's `inception_score_mean`."""
+    logits = np.asarray(logits, dtype=np.float64)
+    logits = logits[np.random.RandomState(seed).permutation(len(logits))]
+    p, n = softmax(logits), len(logits)
+    splits = min(splits, n)  # audioldm-eval gives NaN for fewer clips than splits
+    log_p = np.log(p)
+    scores = []
+    for i in range(splits):
+        chunk, log_chunk = p[i * n // splits: (i + 1) * n // splits], log_p[i * n // splits: (i + 1) * n // splits]
+        q = chunk.mean(axis=0, keepdims=True)
+        scores.append(np.exp((chunk * (log_chunk - np.log(q))).sum(axis=1).mean()))
+    return float(np.mean(scores))

@@ -11,7 +11,7 @@ import torch
 from bins.tta.evaluate import main as evaluate_main
 from bins.tta.report import main as report_main
 from evaluation.attributes import AttributeAnalyser
-from evaluation.distribution import as_distribution, frechet_distance, inception_score, kl_divergence
+from evaluation.distribution import frechet_distance, inception_score, kl_divergence, kl_softmax
 from evaluation.embedders import load_embedding
 from evaluation.embedders.panns import Cnn14, PannsConfig, PannsEmbedding, load_cnn14
 from evaluation.embedders.vggish import VGGish, VGGishEmbedding, mel_matrix
@@ -41,11 +41,13 @@ def test_frechet_distance_kl_and_inception_score():
     assert abs(frechet_distance(a, a)) < 1e-6
     shifted = frechet_distance(a, a + np.array([3.0, 0, 0, 0]))
     assert shifted == pytest.approx(9.0, rel=1e-3)  # equal covariances: only the squared mean shift remains
-    p = as_distribution(np.array([0.2, 0.3, 0.5]))
+    p = np.array([0.2, 0.3, 0.5])
     assert kl_divergence(p, p) == pytest.approx(0.0, abs=1e-12)
-    assert kl_divergence(p, as_distribution(np.array([0.5, 0.3, 0.2]))) > 0.1
-    assert inception_score(np.eye(5)) == pytest.approx(5.0, rel=1e-6)  # confident and diverse: IS = #classes
-    assert inception_score(np.ones((5, 5))) == pytest.approx(1.0, rel=1e-6)  # uninformative: IS = 1
+    assert kl_divergence(p, p[::-1]) > 0.1
+    logits = 50 * np.eye(5)
+    assert kl_softmax(logits, logits) == pytest.approx(0.0, abs=1e-5) and kl_softmax(logits, logits[::-1]) > 10
+    assert inception_score(logits, splits=1) == pytest.approx(5.0, rel=1e-6)  # confident and diverse: IS = #classes
+    assert inception_score(np.zeros((5, 5)), splits=1) == pytest.approx(1.0, rel=1e-6)  # uninformative: IS = 1
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +115,14 @@ def test_panns_cnn14_checkpoint_loads_and_embeds(real_as_generated, tmp_path):
         for a, b in zip(model(wav), loaded(wav)):
             torch.testing.assert_close(a, b)
     emb = PannsEmbedding(path)
-    e, probs = emb.embed_and_classify(wav[0].numpy())
-    assert e.shape == (2048,) and probs.shape == (527,) and ((probs > 0) & (probs < 1)).all()
+    e, logits = emb.embed_and_classify(wav[0].numpy())
+    assert e.shape == (2048,) and logits.shape == (527,) and np.isfinite(logits).all()
     generated, ref = real_as_generated
     assert evaluate_main(["--generated", str(generated), "--reference", str(ref), "--embedding", "panns",
                           "--embedding_path", str(path), "--output", str(tmp_path / "e.json")]) == 0
     result = json.loads((tmp_path / "e.json").read_text())
-    assert result["embedding"] == "panns_cnn14" and result["kl_classes"] == pytest.approx(0.0, abs=1e-6)
+    # identical pairs: 0 up to audioldm-eval's eps inside the log (-5e-4 over 527 classes)
+    assert result["embedding"] == "panns_cnn14" and abs(result["kl_softmax"]) < 1e-3 and result["paired_clips"] == result["generated"]
     assert result["inception_score"] >= 1.0
 
 

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         result[name] = {"new_word": adherence(pipe, new), "held_out": adherence(pipe, held_out)}
         print(f"scored {name}", flush=True)
     write_json(args.output, result)
-    print(f"\n| prompts | measure | before | after |\n|---|---|---|---|")
+    print("\n| prompts | measure | before | after |\n|---|---|---|---|")
     for group, label in (("new_word", f"{len(new)} with \"{NEW_WORD}\" (held-out phrasings)"), ("held_out", f"{len(held_out)} held-out test")):
         for attr in ("sound_type", "pitch", "pattern"):
             b, a = result["before"][group][attr], result["after"][group][attr]

@@ -1,7 +1,8 @@
 """PANNs Cnn14 (Kong et al. 2020), the audio tagger AudioLDM reports FD, KL and IS with.
 
-The network and its own log-mel front-end are written here because no installed library ships them; the
-layout matches the published checkpoints (`Cnn14_16k_mAP=0.438.pth` for 16 kHz audio, `Cnn14_mAP=0.431.pth`
+The network and its log-mel front-end are written here: panns-inference ships them, but fetches a labels file
+from the network when imported and needs torchlibrosa; tests/test_reference_tools.py shows ours equal to
+panns-inference's and to audioldm-eval's copy on the same weights. The layout matches the published checkpoints (`Cnn14_16k_mAP=0.438.pth` for 16 kHz audio, `Cnn14_mAP=0.431.pth`
 for 32 kHz), so a user who has one passes its path and the weights load unchanged. The checkpoint is read
 with `torch.load(weights_only=True)`: a file from elsewhere cannot run code. Its STFT/mel buffers
 (torchlibrosa's) are not needed: the front-end below recomputes them from the same settings.
@@ -52,7 +53,7 @@ class ConvBlock(nn.Module):
 
 
 class Cnn14(nn.Module):
-    """wav [B, N] at cfg.sample_rate -> (2048-d embedding, 527 AudioSet class probabilities)."""
+    """wav [B, N] at cfg.sample_rate -> (2048-d embedding, 527 AudioSet class logits; sigmoid: probabilities)."""
 
     def __init__(self, cfg: PannsConfig) -> None:
         super().__init__()
@@ -81,7 +82,7 @@ class Cnn14(nn.Module):
         x = x.mean(dim=3)
         x = x.amax(dim=2) + x.mean(dim=2)
         embedding = F.relu(self.fc1(x))
-        return embedding, torch.sigmoid(self.fc_audioset(embedding))
+        return embedding, self.fc_audioset(embedding)
 
 
 def load_cnn14(path: str | Path, device: str = "cpu") -> Cnn14:
@@ -91,6 +92,9 @@ def load_cnn14(path: str | Path, device: str = "cpu") -> Cnn14:
     model = load_weights(Cnn14(cfg), path, "Cnn14", "pass Cnn14_16k_mAP=0.438.pth (Zenodo record 3987831)", state_key="model",
                          skip_prefixes=("spectrogram_extractor.", "logmel_extractor.", "spec_augmenter."))
     return model.to(device)
+
+
+MIN_SAMPLES = 32000  # audioldm-eval zero-pads shorter clips to this length
 
 
 class PannsEmbedding:
@@ -105,9 +109,11 @@ class PannsEmbedding:
 
     @torch.no_grad()
     def embed_and_classify(self, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = torch.as_tensor(np.asarray(wav, dtype=np.float32), device=self.device).reshape(1, -1)
-        emb, probs = self.model(x)
-        return emb[0].double().cpu().numpy(), probs[0].double().cpu().numpy()
+        """(embedding, class logits) of one clip, fed as audioldm-eval feeds it: mean removed, at least 2 s."""
+        x = np.asarray(wav, dtype=np.float32).reshape(-1)
+        x = np.pad(x - x.mean(), (0, max(0, MIN_SAMPLES - len(x))))
+        emb, logits = self.model(torch.as_tensor(x, device=self.device)[None])
+        return emb[0].double().cpu().numpy(), logits[0].double().cpu().numpy()
 
     def __call__(self, wav: np.ndarray) -> np.ndarray:
         return self.embed_and_classify(wav)[0]
