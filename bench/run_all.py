@@ -134,7 +134,6 @@ def case_vae(work: Path, size: str) -> list[dict]:
 
 
 def case_ldm(work: Path, size: str) -> list[dict]:
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from models.base.trainer import Trainer
@@ -308,18 +307,20 @@ def case_editing(work: Path, size: str) -> list[dict]:
     bench = EditingBench(pipe, clips)
     rows = []
     for r in bench.audio_to_audio():
-        s = f"strength {r['strength']}"
+        s = f"strength {r['strength']}" if r["strength"] > 0.01 else "VAE round trip (no step)"
         rows += [row("edit audio-to-audio", size, f"{s}: pitch became the target", r["pitch_to_target"], "%"),
                  row("edit audio-to-audio", size, f"{s}: type and pattern kept", r["type_and_pattern_kept"], "%"),
                  row("edit audio-to-audio", size, f"{s}: time per clip", r["seconds_per_clip"], "s")]
     r = bench.inpainting()
-    rows += [row("edit inpainting", size, f"{r['span_s'][0]}-{r['span_s'][1]} s as another type: type in span", r["type_in_span"], "%"),
+    rows += [row("edit inpainting", size, f"{r['span_s'][0]:.2f}-{r['span_s'][1]:.2f} s as another type: type in span", r["type_in_span"], "%"),
              row("edit inpainting", size, "mel L1 outside the span / VAE round trip's", r["ratio"], "x"),
              row("edit inpainting", size, "time per clip", r["seconds_per_clip"], "s")]
     r = bench.continuation()
     rows += [row("edit continuation", size, "plain generation 2.56 s: all 3 attributes", r["plain_adherence"], "%")]
     rows += [row("edit continuation", size, f"2.56 s -> 10.24 s, window {k + 2}: all 3 attributes", a, "%") for k, a in enumerate(r["window_adherence"])]
-    rows += [row("edit continuation", size, "largest jump at joins / largest elsewhere", r["join_jump_ratio"], "x"),
+    rows += [row("edit continuation", size, "largest jump at joins / largest elsewhere: median clip", r["join_jump_ratio_median"], "x"),
+             row("edit continuation", size, "largest jump at joins / largest elsewhere: worst clip", r["join_jump_ratio_max"], "x"),
+             row("edit continuation", size, "clips whose largest jump is at a join", r["clips_with_a_larger_jump_at_a_join"], "%"),
              row("edit continuation", size, "time per clip (10.24 s)", r["seconds_per_clip"], "s"),
              row("edit continuation", size, "plain generation time per clip (2.56 s)", r["plain_seconds_per_clip"], "s")]
     return rows

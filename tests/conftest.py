@@ -17,7 +17,10 @@ AUDIOCAPS_TABLES = SHARED / "data" / "audiocaps"
 
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
+# the cores shared among pytest-xdist workers (tools/run_tests.sh runs one per core): tiny models gain more from
+# running side by side than from splitting each small op over threads
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, (os.cpu_count() or 2) // _workers))
 
 # Small audio contract for fast tests: 1.28 s clips, 128 frames.
 TINY_AUDIO = ["audio.segment_seconds=1.28", "audio.target_frames=128"]
