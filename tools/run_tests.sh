@@ -11,4 +11,5 @@ if ! command -v chromium >/dev/null 2>&1; then  # the web app's browser tests dr
     || { $sudo apt-get update -q >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONDONTWRITEBYTECODE=1
-exec .venv/bin/python -m pytest -q "$@" tests
+# one worker per core; a test file stays on one worker (its module fixtures, e.g. the app server, are made once)
+exec .venv/bin/python -m pytest -q -n auto --dist loadfile "$@" tests
