@@ -21,7 +21,7 @@ import json5
 from utils.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MAX_CHAIN = 4  # a file plus at most three levels of base configs
+MAX_CHAIN = 6  # a file plus at most five levels of base configs (a demo LoRA on the LoRA on the fine-tune config: 4)
 
 T = TypeVar("T")
 
