@@ -8,7 +8,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.base.artifact import ARTIFACT_FILE
+from models.tta.artifact import ARTIFACT_FILE
 from utils.errors import UserError
 
 

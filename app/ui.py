@@ -29,7 +29,7 @@ class App:
     def entries(self) -> list[Entry]:
         found = find_models(self.root)
         if self.default is not None and all(e.path.resolve() != self.default.resolve() for e in found):
-            from models.base.artifact import read_stage
+            from models.tta.artifact import read_stage
 
             found.insert(0, Entry(self.default, read_stage(self.default), f"{self.default.name} (--checkpoint_path)"))
         return found

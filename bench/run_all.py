@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SIZES = {
@@ -78,7 +77,8 @@ def vae_export(work: Path, size: str) -> Path:
 
 def full_size_t5(work: Path) -> Path:
     """A randomly initialised encoder with t5-base's dimensions (768-d, 12 layers) standing in for t5-base."""
-    from utils.standins import save_standin_t5
+    sys.path.insert(0, str(ROOT / "tests"))  # the tests' stand-in maker (a random T5 saved as a hub folder)
+    from standins import save_standin_t5
 
     folder = work / "t5_base_shape"
     if not (folder / "config.json").exists():

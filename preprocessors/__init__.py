@@ -1,0 +1,1 @@
+"""Dataset front-ends (SynthCaps, AudioCaps, own folder) and the shared preparation. Imports utils only."""

@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from utils.audio import AudioError, fit_samples, load_audio, save_wav
+from utils.layout import FINGERPRINT_FILE, SPLIT_FILES
 from utils.errors import UserError
 from utils.io import atomic_path, read_json, write_json
 from utils.log import get_logger
@@ -26,8 +27,6 @@ from utils.mel import MelConfig, MelFrontEnd, fit_frames
 from utils.schema import PreprocessConfig
 
 log = get_logger("prepare")
-SPLIT_FILES = {"train": "train.json", "valid": "valid.json", "test": "test.json"}
-FINGERPRINT_FILE = "mel_config.json"
 
 
 class PrepareError(UserError):

@@ -1,15 +1,13 @@
-"""Shared fixtures: repo on sys.path, offline hub, a tiny prepared SynthCaps corpus."""
+"""Shared fixtures: offline hub, a tiny prepared SynthCaps corpus and the tiny models trained on it."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 SHARED = REPO.parent / "shared"
@@ -51,7 +49,7 @@ def tiny_vae(tiny_synthcaps, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_t5(tmp_path_factory) -> Path:
     """A small T5 encoder + a Unigram tokenizer trained on real AudioCaps captions, saved as a normal HF folder."""
-    from utils.standins import save_standin_t5
+    from standins import save_standin_t5
 
     return save_standin_t5(tmp_path_factory.mktemp("tiny_t5"), AUDIOCAPS_TABLES / "train.csv")
 

@@ -6,11 +6,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.base.trainer import Trainer  # noqa: E402
-from models.tta.audioldm.task import AudioLDMTask  # noqa: E402
-from utils.config import load_config  # noqa: E402
+from models.base.trainer import Trainer
+from models.tta.audioldm.task import AudioLDMTask
+from utils.config import load_config
 
 processed, vae, t5, out = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
 cfg, resolved = load_config(

@@ -5,11 +5,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.base.trainer import Trainer  # noqa: E402
-from models.tta.autoencoderkl.task import AutoencoderKLTask  # noqa: E402
-from utils.config import load_config  # noqa: E402
+from models.base.trainer import Trainer
+from models.tta.autoencoderkl.task import AutoencoderKLTask
+from utils.config import load_config
 
 processed, out = sys.argv[1], Path(sys.argv[2])
 cfg, resolved = load_config(

@@ -28,7 +28,7 @@ def server(tiny_ldm, tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "bins/tta/app.py", "--experiments_root", str(root), "--port", str(port)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "bins/tta/webapp.py", "--experiments_root", str(root), "--port", str(port)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
     url = f"http://127.0.0.1:{port}/"

@@ -1,0 +1,1 @@
+"""The text-to-audio entry points (each answers --help without importing the models)."""

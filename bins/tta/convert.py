@@ -15,12 +15,9 @@ Nothing is downloaded: every file must be on disk.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from utils.cli import check_output_dir, run_main  # noqa: E402
+from utils.cli import check_output_dir, run_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

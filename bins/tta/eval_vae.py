@@ -7,12 +7,9 @@ latent shape and compression ratio. Prints a table and writes <export>/eval_<spl
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from utils.cli import check_number, run_main  # noqa: E402
+from utils.cli import check_number, run_main
 
 
 def main(argv: list[str] | None = None) -> int:

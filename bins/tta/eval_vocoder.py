@@ -7,13 +7,10 @@ with the input mel (mel L1, MSE, log-spectral distance). HiFi-GAN and Griffin-Li
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from utils.cli import check_number, run_main  # noqa: E402
+from utils.cli import check_number, run_main
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,13 +17,10 @@ DIR is an inference output folder (prompts.jsonl + wavs). Reports, as JSON (<DIR
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from utils.cli import check_output_dir, run_main  # noqa: E402
-from utils.errors import UserError  # noqa: E402
+from utils.cli import check_output_dir, run_main
+from utils.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,8 @@
 """The fine-tuning demo's two steps around training (sh egs/tta/finetune/run.sh runs all of it):
 
-  python bins/tta/finetune_demo.py folder --out data/finetune/gamelan     # own-folder dataset: wavs + metadata.csv
-  python bins/tta/finetune_demo.py score --base ckpts/tta/audioldm_synthcaps --lora ckpts/tta/lora_gamelan \
-      --test data/processed/SynthCaps/test.json --output exp/finetune/gamelan.json
+  python bins/tta/finetune_demo.py folder --out data/finetune/waterfall     # own-folder dataset: wavs + metadata.csv
+  python bins/tta/finetune_demo.py score --base ckpts/tta/audioldm_synthcaps --lora ckpts/tta/lora_waterfall \
+      --test data/processed/SynthCaps/test.json --output exp/finetune/waterfall.json
 
 `score` generates held-out prompts with the new word and the demo's own held-out test prompts, with the base
 model and with the LoRA, and prints adherence before and after.
@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from utils.cli import check_number, check_output_dir, run_main  # noqa: E402
-from utils.errors import UserError  # noqa: E402
+from utils.cli import check_number, check_output_dir, run_main
+from utils.errors import UserError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

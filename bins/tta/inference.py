@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from models.tta.audioldm import SAMPLER_NAMES, parse_span  # noqa: E402
-from utils.cli import check_number, check_output_dir, run_main  # noqa: E402
-from utils.errors import UserError  # noqa: E402
+from models.tta.audioldm import SAMPLER_NAMES, parse_span
+from utils.cli import check_number, check_output_dir, run_main
+from utils.errors import UserError
 
 def newest_experiment(root: Path) -> Path:
     found = sorted(root.glob("*/export/tta_artifact.json"), key=lambda p: p.stat().st_mtime)

@@ -8,17 +8,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from preprocessors import audiocaps, folder, synthcaps  # noqa: E402
-from preprocessors.prepare import PrepareReport, prepare_clips  # noqa: E402
-from utils.cli import add_config_args, check_number, check_output_dir, run_main  # noqa: E402
-from utils.config import load_config  # noqa: E402
-from utils.errors import UserError  # noqa: E402
-from utils.schema import BaseConfig  # noqa: E402
+from preprocessors import audiocaps, folder, synthcaps
+from preprocessors.prepare import PrepareReport, prepare_clips
+from utils.cli import add_config_args, check_number, check_output_dir, run_main
+from utils.config import load_config
+from utils.errors import UserError
+from utils.schema import BaseConfig
 
 DEFAULT_CONFIGS = {
     "SynthCaps": "egs/tta/prepare/synthcaps.json",

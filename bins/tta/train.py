@@ -8,13 +8,10 @@ Multi-process: `accelerate launch --multi_gpu --num_processes N bins/tta/train.p
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from utils.cli import add_config_args, check_output_dir, run_main  # noqa: E402
-from utils.config import ConfigError, load_config, load_raw  # noqa: E402
+from utils.cli import add_config_args, check_output_dir, run_main
+from utils.config import ConfigError, load_config, load_raw
 
 
 def task_registry() -> dict:

@@ -11,21 +11,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import Dataset
 
-from models.tta.data import MelDataset, collate
-from utils.schema import BaseConfig
+if TYPE_CHECKING:  # the config schema names the audio settings; the base classes only read train/seed
+    from utils.schema import BaseConfig
+
 
 
 class Task(ABC):
     """Base class; subclasses set `Config` (a BaseConfig subclass with their model/loss sections)."""
 
-    Config: type[BaseConfig] = BaseConfig
+    Config: type[BaseConfig]
     # Name of the module whose EMA weights are kept (when train.ema_decay > 0) and exported.
     ema_module: str | None = None
     # Whether `train.lora` (adapters instead of full training) is implemented by this task.
@@ -43,12 +44,11 @@ class Task(ABC):
     def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
         """Trainable modules and their optimizers, keyed by name ('g', 'd', ...)."""
 
+    @abstractmethod
     def datasets(self) -> tuple[Dataset, Dataset]:
-        data = self.cfg.data
-        make = lambda split: MelDataset(data.processed_dir, data.datasets, split, self.cfg.audio, seed=self.cfg.seed)  # noqa: E731
-        return make(data.train_split), make(data.valid_split)
+        """(train, valid) datasets; their indices come from the trainer's EpochSampler."""
 
-    collate_fn = staticmethod(collate)
+    collate_fn = None  # a task's batch assembly (None: torch's default)
 
     def adam(self, module: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
         t = self.cfg.train

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate import Accelerator
@@ -25,12 +25,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from models.base import checkpoint
+from models.base.sampler import EpochSampler
 from models.base.task import Task
-from models.tta.data import EpochSampler
 from utils.errors import UserError
 from utils.io import write_json
 from utils.log import get_logger
-from utils.schema import BaseConfig
+
+if TYPE_CHECKING:
+    from utils.schema import BaseConfig
 
 log = get_logger("trainer")
 SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}

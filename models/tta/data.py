@@ -6,16 +6,15 @@ resumed run sees exactly the batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
-from preprocessors.prepare import FINGERPRINT_FILE, SPLIT_FILES
 from utils.errors import UserError
 from utils.io import read_json
+from utils.layout import FINGERPRINT_FILE, SPLIT_FILES
 from utils.mel import MelConfig, fit_frames
 
 PREPARE_HINT = "run `sh egs/tta/prepare/run_prepare.sh --dataset <name>` first"
@@ -93,23 +92,10 @@ def collate(items: list[dict]) -> dict:
     }
 
 
-class EpochSampler(Sampler[int]):
-    """A seeded permutation per epoch, yielding epoch-encoded indices (see MelDataset)."""
 
-    def __init__(self, size: int, seed: int, shuffle: bool = True) -> None:
-        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self) -> Iterator[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.size, generator=g).tolist()
-        else:
-            order = list(range(self.size))
-        offset = self.epoch * self.size
-        return iter([offset + i for i in order])
+def mel_splits(cfg) -> tuple[MelDataset, MelDataset]:
+    """The (train, valid) MelDatasets a config's `data` section names, in its audio settings."""
+    data = cfg.data
+    make = lambda split: MelDataset(data.processed_dir, data.datasets, split, cfg.audio, seed=cfg.seed)  # noqa: E731
+    return make(data.train_split), make(data.valid_split)

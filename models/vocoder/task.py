@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from models.base.artifact import write_artifact
 from models.base.task import Task
-from models.tta.data import MelDataset
+from models.tta.artifact import write_artifact
+from models.tta.data import MelDataset, mel_splits
 from models.vocoder.hifigan import HiFiGANConfig, build_generator, fit_length
 from modules.gan_losses import gan_active, lsgan_d_loss, lsgan_g_loss
 from modules.hifigan_discriminators import HiFiGANDiscriminator, feature_matching_loss
@@ -84,7 +84,7 @@ class HiFiGANTask(Task):
         return self.modules, self.optimizers
 
     def datasets(self):
-        mel_train, mel_valid = super().datasets()
+        mel_train, mel_valid = mel_splits(self.cfg)
         n = self.cfg.segment_frames * self.cfg.audio.hop_length
         return WavSegments(mel_train, n, self.cfg.seed), WavSegments(mel_valid, n, self.cfg.seed)
 

@@ -7,4 +7,4 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 py="${PYTHON:-$root/.venv/bin/python}"; [ -x "$py" ] || py=python3
 cd "$root"
 "$py" -c "import gradio" 2>/dev/null || { echo "==> installing the app's extra (requirements-app.txt)"; "$py" -m pip install -q -r requirements-app.txt; }
-exec "$py" bins/tta/app.py "$@"
+exec "$py" bins/tta/webapp.py "$@"

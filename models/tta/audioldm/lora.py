@@ -15,7 +15,7 @@ from peft import LoraConfig as PeftLoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 
-from models.base.artifact import read_artifact, weights_fingerprint, write_artifact
+from models.tta.artifact import read_artifact, weights_fingerprint, write_artifact
 from utils.errors import UserError
 from utils.mel import MelConfig
 from utils.schema import LoraConfig

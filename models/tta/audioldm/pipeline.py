@@ -32,8 +32,8 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
-from models.base.artifact import read_artifact, read_stage, write_artifact
 from models.base.loading import load_part, reading
+from models.tta.artifact import read_artifact, read_stage, write_artifact
 from models.tta.audioldm import SAMPLER_NAMES
 from models.tta.audioldm.editing import RESAMPLING_SAMPLERS, Edit, check_edit, frequency_mask, plan_windows, time_mask
 from models.tta.audioldm.model import text_condition, unet_stride

@@ -18,9 +18,9 @@ from diffusers import AutoencoderKL
 from diffusers.training_utils import compute_snr
 from tqdm import tqdm
 
-from models.base.artifact import read_artifact, weights_fingerprint
 from models.base.loading import load_part
 from models.base.task import Task
+from models.tta.artifact import read_artifact, weights_fingerprint
 from models.tta.audioldm.lora import add_lora, save_adapter
 from models.tta.audioldm.model import (
     SCHEDULE_KEYS, UNetConfig, build_noise_scheduler, build_unet, load_unet, check_context_dim, text_condition, velocity_or_noise,
@@ -28,7 +28,7 @@ from models.tta.audioldm.model import (
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
 from models.tta.audioldm.pipeline import HOW_TO_TRAIN, STAGE as EXPORT_STAGE, TTAPipeline, sampler_defaults, save_export
 from models.tta.autoencoderkl.model import load_vae_export, mel_to_image
-from models.tta.data import MelDataset, collate
+from models.tta.data import MelDataset, collate, mel_splits
 from utils.errors import UserError
 from utils.io import atomic_path
 from utils.log import get_logger
@@ -157,7 +157,7 @@ class AudioLDMTask(Task):
     # ---- data ----------------------------------------------------------------------------------
     def datasets(self):
         if not self.cfg.model.cache_latents:
-            return super().datasets()
+            return mel_splits(self.cfg)
         d = self.cfg.data
         # one cache folder per VAE (hash of its weights); a latent in it is redone when its mel is newer
         latent_dir = f"latent_{weights_fingerprint(Path(self.vae_meta['dir']) / 'vae')}"

@@ -1,0 +1,1 @@
+"""Stage 1: the mel VAE (diffusers' AutoencoderKL), its losses and training task."""

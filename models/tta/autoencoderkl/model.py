@@ -18,8 +18,8 @@ import torch
 from diffusers import AutoencoderKL
 from torch import nn
 
-from models.base.artifact import ARTIFACT_FILE, read_artifact
 from models.base.loading import load_part
+from models.tta.artifact import ARTIFACT_FILE, read_artifact
 from utils.errors import UserError
 from utils.mel import MelConfig
 

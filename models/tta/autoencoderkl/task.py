@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from models.base.artifact import write_artifact
 from models.base.task import Task
+from models.tta.artifact import write_artifact
+from models.tta.data import collate, mel_splits
 from models.tta.autoencoderkl import loss as L
 from models.tta.autoencoderkl.model import (
     STAGE, MelVAE, VAEModelConfig, build_vae, check_vae, image_to_mel, load_pretrained_vae, mel_to_image,
@@ -32,6 +33,10 @@ class AutoencoderKLTask(Task):
     Config = AutoencoderKLConfig
     cfg: AutoencoderKLConfig
     ema_module = "g"
+    collate_fn = staticmethod(collate)
+
+    def datasets(self):
+        return mel_splits(self.cfg)
 
     def build(self):
         m = self.cfg.model

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.base.artifact import write_artifact
+from models.tta.artifact import write_artifact
 from models.tta.audioldm.model import check_context_dim
 from models.tta.audioldm.text_encoder import output_width
 from models.tta.audioldm.pipeline import save_export

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from utils.cli import check_number, run_main  # noqa: E402
-from utils.errors import UserError  # noqa: E402
+from utils.cli import check_number, run_main
+from utils.errors import UserError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
