@@ -39,11 +39,18 @@ def find_models(root: Path) -> list[Entry]:
     return [e for _, e in sorted(found, key=lambda x: -x[0])]
 
 
-class LoadedModels:
-    """Pipelines by (model, adapters) key; the least recently used one is dropped beyond `keep`."""
+def pipeline_bytes(pipe) -> int:
+    """Memory of a loaded pipeline's weights (U-Net, VAE, text encoder, vocoder)."""
+    modules = [pipe.unet, pipe.vae, pipe.text.model, getattr(pipe.vocoder, "generator", None)]
+    return sum(p.numel() * p.element_size() for m in modules if m is not None for p in m.parameters())
 
-    def __init__(self, keep: int = 2, device: str = "cpu") -> None:
-        self.keep, self.device = keep, device
+
+class LoadedModels:
+    """Pipelines by (model, adapters) key, the least recently used dropped first: at most `keep` of them and,
+    beyond the one in use, at most `max_bytes` of weights together."""
+
+    def __init__(self, keep: int = 2, device: str = "cpu", max_bytes: float = float("inf")) -> None:
+        self.keep, self.device, self.max_bytes = keep, device, max_bytes
         self.loaded: OrderedDict[tuple, object] = OrderedDict()
 
     def get(self, path: Path, loras: tuple[tuple[str, float], ...] = ()):
@@ -54,7 +61,8 @@ class LoadedModels:
             if not path.exists():
                 raise UserError(f"model {path} no longer exists; refresh the list")
             self.loaded[key] = TTAPipeline.from_experiment(path, device=self.device, loras=list(loras))
-            while len(self.loaded) > self.keep:
-                self.loaded.popitem(last=False)
         self.loaded.move_to_end(key)
+        while len(self.loaded) > 1 and (len(self.loaded) > self.keep or
+                                        sum(pipeline_bytes(p) for p in self.loaded.values()) > self.max_bytes):
+            self.loaded.popitem(last=False)
         return self.loaded[key]

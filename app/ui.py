@@ -21,9 +21,9 @@ INFERENCE = ["sh", "egs/tta/audioldm/run_inference.sh"]
 
 
 class App:
-    def __init__(self, root: Path, default: Path | None, device: str, keep_models: int) -> None:
+    def __init__(self, root: Path, default: Path | None, device: str, keep_models: int, max_model_gb: float) -> None:
         self.root, self.default = root, default
-        self.loaded = LoadedModels(keep_models, device)
+        self.loaded = LoadedModels(keep_models, device, max_model_gb * 2**30)
         self.out_root = Path(tempfile.mkdtemp(prefix="tta_app_"))
 
     def entries(self) -> list[Entry]:
@@ -133,8 +133,9 @@ def readable(fn):
     return wrapped
 
 
-def build(root: Path, default: Path | None = None, device: str = "cpu", keep_models: int = 2) -> gr.Blocks:
-    app = App(root, default, device, keep_models)
+def build(root: Path, default: Path | None = None, device: str = "cpu", keep_models: int = 2,
+          max_model_gb: float = float("inf")) -> gr.Blocks:
+    app = App(root, default, device, keep_models, max_model_gb)
     models = app.choices("audioldm")
     with gr.Blocks(title="TTA toolkit") as page:
         gr.Markdown("# Text to audio\nType what you want to hear. Models: the exports under "

@@ -91,3 +91,20 @@ def test_gradio_client_calls_the_api(server, tiny_ldm):
     assert len(files) == 2 and "--duration 0.64" in info and "--sampler ddim" in info
     wav, sr = sf.read(files[0])
     assert len(wav) == 64 * 160 and abs(wav).max() > 1e-3
+
+
+def test_loaded_models_stay_within_the_count_and_memory_limits(tiny_ldm, tmp_path):
+    from app.models import LoadedModels, find_models, pipeline_bytes
+
+    for name in ("a", "b", "c"):
+        shutil.copytree(tiny_ldm, tmp_path / name)
+    assert {e.path.name for e in find_models(tmp_path)} == {"a", "b", "c"}
+    cache = LoadedModels(keep=2)
+    first = cache.get(tmp_path / "a")
+    assert cache.get(tmp_path / "a") is first  # kept: no reload
+    cache.get(tmp_path / "b"), cache.get(tmp_path / "c")
+    assert [k[0] for k in cache.loaded] == [str(tmp_path / "b"), str(tmp_path / "c")]
+    small = LoadedModels(keep=5, max_bytes=1.5 * pipeline_bytes(first))  # less than two models: only the one in use stays
+    for name in ("a", "b", "c"):
+        small.get(tmp_path / name)
+    assert [k[0] for k in small.loaded] == [str(tmp_path / "c")]

@@ -23,6 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 serves the whole network)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--keep_models", type=int, default=2, help="loaded models kept in memory for quick switching")
+    p.add_argument("--max_model_gb", type=float, default=16.0, help="weights of loaded models kept together, beyond the one in use")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     return p.parse_args(argv)
 
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_number("--port", args.port, 1)
     check_number("--keep_models", args.keep_models, 1)
+    check_number("--max_model_gb", args.max_model_gb, 0)
     if args.checkpoint_path is not None and not args.checkpoint_path.exists():
         raise UserError(f"--checkpoint_path {args.checkpoint_path} does not exist")
     if importlib.util.find_spec("gradio") is None:
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.ui import build
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    page = build(args.experiments_root, args.checkpoint_path, device, args.keep_models)
+    page = build(args.experiments_root, args.checkpoint_path, device, args.keep_models, args.max_model_gb)
     print(f"serving on http://{args.host}:{args.port}", flush=True)
     page.launch(server_name=args.host, server_port=args.port, show_error=True)
     return 0
