@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.tta.artifact import ARTIFACT_FILE
+from models.tta.audioldm.pipeline import TTAPipeline
 from utils.errors import UserError
 
 
@@ -54,8 +55,6 @@ class LoadedModels:
         self.loaded: OrderedDict[tuple, object] = OrderedDict()
 
     def get(self, path: Path, loras: tuple[tuple[str, float], ...] = ()):
-        from models.tta.audioldm.pipeline import TTAPipeline
-
         key = (str(path), loras)
         if key not in self.loaded:
             if not path.exists():

@@ -11,8 +11,14 @@ from pathlib import Path
 import gradio as gr
 
 from app.models import Entry, LoadedModels, find_models
+from models.tta.artifact import read_stage
 from models.tta.audioldm import SAMPLER_NAMES, parse_span
+from models.tta.audioldm.editing import Edit
+from models.tta.audioldm.pipeline import check_duration
+from utils.audio import load_audio, save_wav
 from utils.errors import UserError
+from utils.io import slugify
+from utils.plot import save_mel_png
 
 MAX_SAMPLES = 4  # audio players on the page
 DEFAULT = "model's default"
@@ -29,8 +35,6 @@ class App:
     def entries(self) -> list[Entry]:
         found = find_models(self.root)
         if self.default is not None and all(e.path.resolve() != self.default.resolve() for e in found):
-            from models.tta.artifact import read_stage
-
             found.insert(0, Entry(self.default, read_stage(self.default), f"{self.default.name} (--checkpoint_path)"))
         return found
 
@@ -46,11 +50,6 @@ class App:
     def run(self, model, lora, lora_scale, prompt, negative, duration, sampler, steps, guidance, seed, num_samples,
             edit=None, edit_args: list[str] | None = None):
         """One request: generate (or edit), write wavs and mel images, describe how to reproduce it."""
-        from models.tta.audioldm.pipeline import check_duration
-        from utils.audio import save_wav
-        from utils.io import slugify
-        from utils.plot import save_mel_png
-
         if not prompt or not prompt.strip():
             raise UserError("empty prompt: type what the sound should be")
         duration, steps, guidance = (optional_number(v, name) for v, name in
@@ -86,9 +85,6 @@ class App:
 
     def edit(self, model, lora, lora_scale, init_audio, mode, prompt, strength, spans, duration, cutoff, sampler, steps,
              guidance, seed, num_samples):
-        from models.tta.audioldm.editing import Edit
-        from utils.audio import load_audio
-
         if not init_audio:
             raise UserError("no clip to edit: upload or record one")
         pipe = self.pipeline(model, lora, lora_scale)

@@ -104,7 +104,7 @@ def evaluate(generated: Path, reference: Path, embedding: str = "mel_stats", emb
             ref_l, gen_l = (np.stack(x) for x in zip(*paired_logits))
             result["kl_softmax"], result["kl_sigmoid"] = kl_softmax(ref_l, gen_l), kl_sigmoid(ref_l, gen_l)
     if clap_path:
-        from evaluation.embedders.clap import ClapEmbedding
+        from evaluation.embedders.clap import ClapEmbedding  # transformers' CLAP: only with --clap
 
         clap = ClapEmbedding(clap_path, device)
         clap_wavs = [load_audio(p, clap.sample_rate) for p in gen_paths]

@@ -36,7 +36,7 @@ def curves_png(exp_dir: Path, out: Path) -> Path | None:
 
 
 def vae_figure(vae_exp: Path, reference: Path, out: Path, n: int = 3) -> Path:
-    from models.tta.autoencoderkl.model import image_to_mel, load_vae_export, mel_to_image
+    from models.tta.autoencoderkl.model import image_to_mel, load_vae_export, mel_to_image  # diffusers: only for the VAE figure
     from models.tta.data import MelDataset
 
     vae, mel_cfg, _ = load_vae_export(vae_exp)

@@ -1,6 +1,6 @@
 """Audio embedders for the distribution metrics, chosen by name: the offline default `mel_stats`, or a real
 pretrained model loaded from a local path (PANNs Cnn14, VGGish, CLAP). Each is called on one waveform at
-its `sample_rate` and returns a 1-D embedding."""
+its `sample_rate` and returns a 1-D embedding. Each is imported when chosen (they bring large models)."""
 
 from __future__ import annotations
 
@@ -32,4 +32,3 @@ def load_embedding(name: str, path: str | Path | None, mel_cfg: MelConfig, devic
     from evaluation.embedders.clap import ClapEmbedding
 
     return ClapEmbedding(path, device)
-

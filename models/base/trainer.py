@@ -97,7 +97,7 @@ class Trainer:
             raise UserError(f"{self.exp_dir} already has checkpoints; pass --resume to continue or pick another --exp_name")
         self.writer = None
         if self.accelerator.is_main_process:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # seconds to import; the main process only
 
             self.exp_dir.mkdir(parents=True, exist_ok=True)
             write_json(self.exp_dir / "config.json", resolved)

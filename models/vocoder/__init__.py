@@ -1,4 +1,5 @@
-"""Vocoders share one call: log-mel [B, n_mels, T] -> waveform [B, T * hop]."""
+"""Vocoders share one call: log-mel [B, n_mels, T] -> waveform [B, T * hop]. Each is imported when chosen
+(HiFi-GAN brings transformers). Imports utils only."""
 
 from __future__ import annotations
 

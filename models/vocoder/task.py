@@ -133,7 +133,7 @@ class HiFiGANTask(Task):
         return {"loss": F.l1_loss(self.loss_mel(self._generate(batch["wav"])), self.loss_mel(batch["wav"]))}
 
     def log_samples(self, batch: dict, writer, step: int) -> None:
-        from utils.plot import mel_figure
+        from utils.plot import mel_figure  # matplotlib: only when samples are logged
 
         real = batch["wav"][:1]
         fake = self._generate(real)

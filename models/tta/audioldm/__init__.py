@@ -7,7 +7,7 @@ SAMPLER_NAMES = ("ddpm", "ddim", "dpm++", "dpm++sde", "unipc", "euler", "euler_a
 
 def parse_span(text: str) -> tuple[float, float]:
     """An inpainting span 'START:END' in seconds -> (start, end) (the CLI's and the app's format)."""
-    from utils.errors import UserError
+    from utils.errors import UserError  # this module stays import-free: entry points read it before --help
 
     try:
         start, end = (float(x) for x in text.split(":"))

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers import (
+    AutoencoderKL,
     DDIMScheduler,
     DDPMScheduler,
     DPMSolverMultistepScheduler,
@@ -31,16 +32,24 @@ from diffusers import (
     UNet2DConditionModel,
     UniPCMultistepScheduler,
 )
+from diffusers.training_utils import EMAModel
+from safetensors.torch import load_file, load_model
+from tqdm import tqdm
 
 from models.base.loading import load_part, reading
 from models.tta.artifact import read_artifact, read_stage, write_artifact
 from models.tta.audioldm import SAMPLER_NAMES
 from models.tta.audioldm.editing import RESAMPLING_SAMPLERS, Edit, check_edit, frequency_mask, plan_windows, time_mask
-from models.tta.audioldm.model import text_condition, unet_stride
+from models.tta.audioldm.lora import STAGE as LORA_STAGE, add_lora, apply_adapters, read_adapter
+from models.tta.audioldm.model import UNetConfig, build_unet, text_condition, unet_stride
 from models.tta.audioldm.text_encoder import TextEncoder, TextEncoderConfig, join
-from models.tta.autoencoderkl.model import downsample_factor, image_to_mel, mel_to_image
+from models.tta.autoencoderkl.model import downsample_factor, image_to_mel, load_vae_export, mel_to_image
+from models.vocoder import load_vocoder
+from models.vocoder.griffinlim import GriffinLim
 from utils.errors import UserError
-from utils.mel import MelConfig
+from utils.io import atomic_dir, read_json
+from utils.mel import MelConfig, MelFrontEnd, fit_frames
+from utils.schema import LoraConfig
 
 SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = dict(zip(SAMPLER_NAMES, [
     (DDPMScheduler, {}),
@@ -91,8 +100,6 @@ def make_sampler(name: str, train_scheduler_config: dict[str, Any]):
 
 def load_with_ema(unet: UNet2DConditionModel, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
     """A checkpoint's U-Net weights, then its EMA weights over the trained parameters when training kept them."""
-    from diffusers.training_utils import EMAModel
-
     unet.load_state_dict(weights)
     if "ema" in state:
         params = [p for p in unet.parameters() if p.requires_grad]
@@ -122,8 +129,6 @@ class TTAPipeline:
         self, vae, unet: UNet2DConditionModel, text: TextEncoder, noise_scheduler: dict[str, Any],
         mel_cfg: MelConfig, vocoder=None, sampler_defaults: dict[str, Any] | None = None,
     ) -> None:
-        from models.vocoder.griffinlim import GriffinLim
-
         self.vae, self.unet, self.text = vae, unet, text
         self.noise_scheduler = dict(noise_scheduler)
         self.mel_cfg = mel_cfg
@@ -139,12 +144,6 @@ class TTAPipeline:
         """Load `<exp>/export` (or an export folder) of stage 2, plus a vocoder: by default the export's own
         `vocoder/` (converted published models carry one), else Griffin-Lim. `loras`: (adapter, strength)
         pairs applied on top; a LoRA experiment given as `path` loads its base export with its adapter."""
-        from diffusers import AutoencoderKL
-
-        from models.vocoder import load_vocoder
-
-        from models.tta.audioldm.lora import STAGE as LORA_STAGE, apply_adapters, read_adapter
-
         loras = list(loras or [])
         if read_stage(path) == LORA_STAGE:  # a LoRA run: its base export, with the adapter at full strength
             loras.insert(0, (path, 1.0))
@@ -170,13 +169,6 @@ class TTAPipeline:
         """A training checkpoint (`<exp>/checkpoints/step_*`), no export needed: the U-Net with the EMA weights
         when training kept them (what an export at that step would hold), the text encoder trained alongside
         it when it was trainable, and the VAE, schedule and audio settings of the run's resolved config."""
-        from safetensors.torch import load_file, load_model
-
-        from models.tta.audioldm.model import UNetConfig, build_unet
-        from models.tta.autoencoderkl.model import load_vae_export
-        from models.vocoder import load_vocoder
-        from utils.io import read_json
-
         step_dir = Path(step_dir)
         config_file = step_dir.parent.parent / "config.json"
         if not (step_dir / "unet.safetensors").is_file() or not config_file.is_file():
@@ -187,9 +179,6 @@ class TTAPipeline:
         if cfg["model"].get("init_from"):  # a fine-tuning run: its base export, with the step's weights
             pipe = cls.from_experiment(cfg["model"]["init_from"], vocoder, vocoder_path, device)
             if cfg["train"].get("lora"):
-                from models.tta.audioldm.lora import add_lora
-                from utils.schema import LoraConfig
-
                 add_lora(pipe.unet, LoraConfig(**cfg["train"]["lora"]))
             with reading("checkpoint U-Net", step_dir / "unet.safetensors"):
                 load_with_ema(pipe.unet, load_file(str(step_dir / "unet.safetensors")), state)
@@ -212,8 +201,6 @@ class TTAPipeline:
 
     def save(self, out_dir: Path, source: dict[str, Any]) -> None:
         """This pipeline as a stage-2 export (e.g. with LoRA adapters merged), written atomically."""
-        from utils.io import atomic_dir
-
         vocoder = getattr(self.vocoder, "generator", None)
         with atomic_dir(out_dir) as tmp:
             save_export(tmp, vae=self.vae, unet=self.unet, text_model=self.text.model, tokenizer=self.text.tokenizer,
@@ -246,8 +233,6 @@ class TTAPipeline:
     def encode_audio(self, wavs: list[np.ndarray], frames: int) -> torch.Tensor:
         """Waveforms [N] each -> latents [B, C, frames / f, n_mels / f] through the shared mel front-end (trimmed
         or silence-padded to `frames`) and the VAE's posterior mode, so the same clip gives the same latent."""
-        from utils.mel import MelFrontEnd, fit_frames
-
         mel = MelFrontEnd(self.mel_cfg)(torch.from_numpy(np.stack(wavs)).float())
         image = mel_to_image(fit_frames(mel, self.mel_cfg, frames)).to(self.device, self.vae.dtype)
         return self.vae.encode(image).latent_dist.mode() * self.vae.config.scaling_factor
@@ -268,8 +253,6 @@ class TTAPipeline:
         steps = list(timesteps)
         loop = steps
         if progress:
-            from tqdm import tqdm
-
             loop = tqdm(steps, desc="sampling", unit="step")
         for i, t in enumerate(loop):
             t_next = steps[i + 1] if i + 1 < len(steps) else None

@@ -240,7 +240,7 @@ class AudioLDMTask(Task):
         return {"loss": self.diffusion_loss(batch, generator, dropout=0.0)}
 
     def log_samples(self, batch: dict, writer, step: int) -> None:
-        from utils.plot import mel_figure
+        from utils.plot import mel_figure  # matplotlib: only when samples are logged
 
         n = self.cfg.model.valid_samples
         if n <= 0:

@@ -93,7 +93,7 @@ class AutoencoderKLTask(Task):
         return {"loss": L.reconstruction(x, x_rec), "mse": ((x - x_rec) ** 2).mean(), "kl": L.kl_term(posterior, x)}
 
     def log_samples(self, batch: dict, writer, step: int) -> None:
-        from utils.plot import mel_figure
+        from utils.plot import mel_figure  # matplotlib: only when samples are logged
 
         x = self._input(batch)[:2]
         x_rec, _ = self.unwrap("g")(x, sample=False)
