@@ -110,13 +110,3 @@ def evaluate(generated: Path, reference: Path, embedding: str = "mel_stats", emb
         clap_wavs = [load_audio(p, clap.sample_rate) for p in gen_paths]
         result["clap_score"] = float(clap.score(clap_wavs, [r["prompt"] for r in gen_rows]).mean())
     return result
-
-
-def print_table(result: dict) -> None:
-    print(f"{'metric':<28}{'value':>10}{'chance':>10}{'reference':>11}")
-    for attr, v in result.get("text_adherence", {}).items():
-        print(f"{attr + ' accuracy':<28}{v['accuracy']:>10.3f}{v['chance']:>10.3f}{v['reference_accuracy']:>11.3f}")
-    for key in ("frechet_distance", "kl_spectrum", "kl_softmax", "kl_sigmoid", "inception_score", "clap_score"):
-        if key in result:
-            print(f"{key + ' (' + result['embedding'] + ')' if key == 'frechet_distance' else key:<28}{result[key]:>10.3f}")
-    print(f"{'generated clips':<28}{result['generated']:>10d}")

@@ -23,6 +23,16 @@ from utils.cli import check_output_dir, run_main
 from utils.errors import UserError
 
 
+def print_table(result: dict) -> None:
+    print(f"{'metric':<28}{'value':>10}{'chance':>10}{'reference':>11}")
+    for attr, v in result.get("text_adherence", {}).items():
+        print(f"{attr + ' accuracy':<28}{v['accuracy']:>10.3f}{v['chance']:>10.3f}{v['reference_accuracy']:>11.3f}")
+    for key in ("frechet_distance", "kl_spectrum", "kl_softmax", "kl_sigmoid", "inception_score", "clap_score"):
+        if key in result:
+            print(f"{key + ' (' + result['embedding'] + ')' if key == 'frechet_distance' else key:<28}{result[key]:>10.3f}")
+    print(f"{'generated clips':<28}{result['generated']:>10d}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--generated", type=Path, required=True, help="inference output folder (prompts.jsonl + wavs)")
@@ -43,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     check_output_dir("--output", out.parent)
     if out.is_dir():
         raise UserError(f"--output {out} is a folder; give a file path for the result JSON")
-    from evaluation.evaluate import evaluate, print_table
+    from evaluation.evaluate import evaluate
 
     result = evaluate(args.generated, args.reference, args.embedding, args.embedding_path, args.clap, args.device, not args.unpaired)
     write_json(out, result)
