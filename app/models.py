@@ -1,5 +1,5 @@
-"""The models the app offers: stage-2 exports and LoRA adapters found under an experiments root, and the loaded
-pipelines, kept up to a count so switching back is instant and memory stays bounded."""
+"""The models the app offers: stage-2 exports, LoRA adapters and AUDIT editors found under an experiments root, and
+the loaded pipelines, kept up to a count so switching back is instant and memory stays bounded."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.tta.artifact import ARTIFACT_FILE
+from models.tta.artifact import ARTIFACT_FILE, read_stage
 from models.tta.audioldm.pipeline import TTAPipeline
+from models.tta.audit.pipeline import STAGE as EDITOR_STAGE, EditorPipeline
 from utils.errors import UserError
 
 
 @dataclass(frozen=True)
 class Entry:
     path: Path  # the experiment (or export) folder, as run_inference.sh --checkpoint_path takes it
-    stage: str  # "audioldm" or "lora"
+    stage: str  # "audioldm", "lora" or "audit"
     label: str  # what the dropdown shows: name, stage, dataset, step
 
 
@@ -33,7 +34,7 @@ def find_models(root: Path) -> list[Entry]:
     found = []
     for artifact in list(root.glob(f"*/export/{ARTIFACT_FILE}")) + list(root.glob(f"*/{ARTIFACT_FILE}")):
         meta = json.loads(artifact.read_text())
-        if meta.get("stage") not in ("audioldm", "lora"):
+        if meta.get("stage") not in ("audioldm", "lora", EDITOR_STAGE):
             continue
         path = artifact.parent.parent if artifact.parent.name == "export" else artifact.parent
         found.append((artifact.stat().st_mtime, Entry(path, meta["stage"], describe(path, meta))))
@@ -59,7 +60,10 @@ class LoadedModels:
         if key not in self.loaded:
             if not path.exists():
                 raise UserError(f"model {path} no longer exists; refresh the list")
-            self.loaded[key] = TTAPipeline.from_experiment(path, device=self.device, loras=list(loras))
+            if read_stage(path) == EDITOR_STAGE:
+                self.loaded[key] = EditorPipeline.from_experiment(path, device=self.device)
+            else:
+                self.loaded[key] = TTAPipeline.from_experiment(path, device=self.device, loras=list(loras))
         self.loaded.move_to_end(key)
         while len(self.loaded) > 1 and (len(self.loaded) > self.keep or
                                         sum(pipeline_bytes(p) for p in self.loaded.values()) > self.max_bytes):

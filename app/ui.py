@@ -1,5 +1,6 @@
-"""The Gradio page: Generate and Edit tabs over TTAPipeline (the Python API run_inference.sh uses), a model and
-LoRA picker, results with players, mel images, downloads, timings and the equivalent command line."""
+"""The Gradio page: Generate and Edit tabs over TTAPipeline (the Python API run_inference.sh uses) and an Instruct
+tab over an AUDIT editor (EditorPipeline, as run_edit.sh), a model and LoRA picker, results with players, mel
+images, downloads, timings and the equivalent command line."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ MAX_SAMPLES = 4  # audio players on the page
 DEFAULT = "model's default"
 EDIT_MODES = ("audio-to-audio", "inpainting", "continuation", "super-resolution")
 INFERENCE = ["sh", "egs/tta/audioldm/run_inference.sh"]
+EDIT = ["sh", "egs/tta/audit/run_edit.sh"]
 
 
 class App:
@@ -80,8 +82,41 @@ class App:
         command += (["--lora", lora, "--lora_scale", f"{float(lora_scale):g}"] if lora else []) + (edit_args or [])
         info = (f"{len(wavs)} clip(s) of {out.seconds:.2f} s in {seconds:.1f} s (seeds {out.seeds[0]}..{out.seeds[-1]}).\n\n"
                 f"Reproduce:\n```\n{shlex.join(command)}\n```")
+        return self.results(wavs, pngs, info)
+
+    @staticmethod
+    def results(wavs: list[str], pngs: list[str], info: str) -> tuple:
         players = [gr.update(value=w, visible=True) for w in wavs] + [gr.update(value=None, visible=False)] * (MAX_SAMPLES - len(wavs))
         return (*players, pngs, wavs, info)
+
+    def instruct(self, editor, init_audio, instruction, sampler, steps, guidance, source_guidance, seed):
+        """Edit the clip by an instruction with an AUDIT editor."""
+        if not editor:
+            raise UserError(f"no AUDIT editor under {self.root}: train one with sh egs/tta/audit/run_train.sh")
+        if not init_audio:
+            raise UserError("no clip to edit: upload or record one")
+        if not instruction or not instruction.strip():
+            raise UserError("empty instruction: say what to do with the clip")
+        steps, guidance, source_guidance = (optional_number(v, name) for v, name in
+                                            ((steps, "steps"), (guidance, "guidance scale"), (source_guidance, "source guidance scale")))
+        pipe = self.loaded.get(Path(editor))
+        sampler = None if sampler in (None, "", DEFAULT) else sampler
+        seed = int(seed or 0)
+        t0 = time.perf_counter()
+        out = pipe([load_audio(init_audio, pipe.mel_cfg.sample_rate)], [instruction.strip()], seed=seed, source="the uploaded clip",
+                   num_steps=None if steps is None else int(steps), guidance_scale=guidance,
+                   source_guidance_scale=source_guidance, sampler=sampler, progress=True)
+        seconds = time.perf_counter() - t0
+        folder = Path(tempfile.mkdtemp(dir=self.out_root))
+        stem = f"00_{slugify(instruction)}"
+        save_wav(folder / f"{stem}.wav", out.wav[0].numpy(), pipe.mel_cfg.sample_rate)
+        save_mel_png(folder / f"{stem}.png", out.mel[0].numpy(), instruction)
+        command = [*EDIT, "--checkpoint_path", editor, "--audio", Path(init_audio).name, "--instruction", instruction.strip(), "--seed", str(seed)]
+        command += (["--sampler", sampler] if sampler else []) + (["--num_steps", str(int(steps))] if steps else [])
+        command += ["--guidance_scale", f"{guidance:g}"] if guidance is not None else []
+        command += ["--source_guidance_scale", f"{source_guidance:g}"] if source_guidance is not None else []
+        info = f"1 edit of {out.seconds:.2f} s in {seconds:.1f} s.\n\nReproduce:\n```\n{shlex.join(command)}\n```"
+        return self.results([str(folder / f"{stem}.wav")], [str(folder / f"{stem}.png")], info)
 
     def edit(self, model, lora, lora_scale, init_audio, mode, prompt, strength, spans, duration, cutoff, sampler, steps,
              guidance, seed, num_samples):
@@ -162,6 +197,14 @@ def build(root: Path, default: Path | None = None, device: str = "cpu", keep_mod
                 edit_duration = gr.Number(10.0, label="Length to continue to (s)")
                 cutoff = gr.Number(4000, label="Cutoff Hz (super-resolution)")
             go_edit = gr.Button("Edit", variant="primary", elem_id="edit")
+        with gr.Tab("Instruct (AUDIT)"):
+            editors = app.choices("audit")
+            editor = gr.Dropdown(editors, value=editors[0][1] if editors else None, label="Editor (an AUDIT export)",
+                                 elem_id="editor", allow_custom_value=True)
+            instruct_audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Clip to edit")
+            instruction = gr.Textbox(label="Instruction", placeholder="Add a dog barking", elem_id="instruction")
+            source_guidance = gr.Textbox(label="Source guidance scale (how closely to keep the clip)", placeholder="the editor's default")
+            go_instruct = gr.Button("Edit by instruction", variant="primary", elem_id="instruct")
         players = [gr.Audio(label=f"Sample {i + 1}", type="filepath", visible=i == 0, elem_id=f"sample{i}") for i in range(MAX_SAMPLES)]
         mels = gr.Gallery(label="Mel spectrograms", columns=MAX_SAMPLES, height=300, object_fit="contain")
         files = gr.File(label="Download", file_count="multiple")
@@ -172,6 +215,8 @@ def build(root: Path, default: Path | None = None, device: str = "cpu", keep_mod
                  api_name="generate")
         go_edit.click(readable(app.edit), [*shared, init_audio, mode, edit_prompt, strength, spans, edit_duration, cutoff, sampler,
                                            steps, guidance, seed, num_samples], outputs, api_name="edit")
-        refresh.click(lambda: (gr.update(choices=app.choices("audioldm")), gr.update(choices=[("none", "")] + app.choices("lora"))),
-                      None, [model, lora], api_name=False)
+        go_instruct.click(readable(app.instruct), [editor, instruct_audio, instruction, sampler, steps, guidance, source_guidance, seed],
+                          outputs, api_name="instruct")
+        refresh.click(lambda: (gr.update(choices=app.choices("audioldm")), gr.update(choices=[("none", "")] + app.choices("lora")),
+                               gr.update(choices=app.choices("audit"))), None, [model, lora, editor], api_name=False)
     return page.queue()

@@ -5,6 +5,8 @@ tests/test_reference_tools.py):
   - frechet_distance with --embedding panns: audioldm-eval's `frechet_distance` (PANNs Cnn14 16 kHz, 2048-d)
   - kl_softmax / kl_sigmoid (panns, paired): audioldm-eval's `kullback_leibler_divergence_softmax` / `_sigmoid`
   - inception_score (panns): audioldm-eval's `inception_score_mean` (10 splits, shuffle seed 2020)
+  - frechet_distance with --embedding vggish: frechet_audio_distance's FAD (VGGish, no PCA, no final ReLU,
+    every 0.96 s example a sample)
   - mel_stats FD and kl_spectrum: this toolkit's own, offline; comparable only between our runs.
 """
 
@@ -89,7 +91,8 @@ def evaluate(generated: Path, reference: Path, embedding: str = "mel_stats", emb
     run = embed.embed_and_classify if hasattr(embed, "embed_and_classify") else (lambda w: (embed(w), None))
     gen_out = [run(w) for w in gen_e]
     ref_out = {uid: run(w) for uid, w in ref_e.items()}
-    g, r = np.stack([e for e, _ in gen_out]), np.stack([e for e, _ in ref_out.values()])
+    # a clip gives one row (a clip embedding) or several (VGGish's examples, each a sample in FAD)
+    g, r = (np.concatenate([np.atleast_2d(e) for e, _ in out]) for out in (gen_out, list(ref_out.values())))
     if len(g) > 1 and len(r) > 1:
         result["frechet_distance"] = frechet_distance(g, r)
     pairs = [(spectra.spectrum(ref_wavs[by_caption[row["prompt"]]["Uid"]]), spectra.spectrum(w))

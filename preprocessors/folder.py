@@ -1,4 +1,5 @@
-"""Own-folder front-end: audio files + `metadata.csv` or `metadata.jsonl` (columns file, caption).
+"""Own-folder front-end: audio files + `metadata.csv` or `metadata.jsonl` (columns file, caption); or, for the
+AUDIT editor, edit triplets (columns input, output, instruction).
 
 Rows are split into train/valid/test by a seeded shuffle; the same seed gives the same split. Files saved
 by spreadsheet programs (UTF-8 with a byte-order mark) read like any other; a row with an empty caption is
@@ -18,13 +19,14 @@ import numpy as np
 from preprocessors.prepare import Clip, PrepareError, PrepareReport
 
 
-def read_metadata(raw_dir: Path) -> list[dict]:
+def read_metadata(raw_dir: Path, columns: tuple[str, ...] = ("file", "caption")) -> list[dict]:
     csv_path, jsonl_path = raw_dir / "metadata.csv", raw_dir / "metadata.jsonl"
+    named = " and ".join(f"'{c}'" for c in columns)
     if csv_path.exists():
         with csv_path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            if not {"file", "caption"} <= set(reader.fieldnames or []):
-                raise PrepareError(f"{csv_path}: needs columns 'file' and 'caption', found {reader.fieldnames}")
+            if not set(columns) <= set(reader.fieldnames or []):
+                raise PrepareError(f"{csv_path}: needs columns {named}, found {reader.fieldnames}")
             return list(reader)
     if jsonl_path.exists():
         rows = []
@@ -35,11 +37,11 @@ def read_metadata(raw_dir: Path) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise PrepareError(f"{jsonl_path}:{n}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict) or "file" not in row or "caption" not in row:
-                raise PrepareError(f"{jsonl_path}:{n}: each line needs 'file' and 'caption'")
+            if not isinstance(row, dict) or not set(columns) <= set(row):
+                raise PrepareError(f"{jsonl_path}:{n}: each line needs {named}")
             rows.append(row)
         return rows
-    raise PrepareError(f"{raw_dir}: no metadata.csv or metadata.jsonl (columns: file, caption)")
+    raise PrepareError(f"{raw_dir}: no metadata.csv or metadata.jsonl (columns: {', '.join(columns)})")
 
 
 def _uid(file: str) -> str:
@@ -86,3 +88,34 @@ def build_clips(raw_dir: Path, name: str, valid_ratio: float, test_ratio: float,
     for uid, split in zip(present, split_names(len(present), valid_ratio, test_ratio, seed)):
         by_uid[uid].split = split
     return list(by_uid.values())
+
+
+def build_triplets(raw_dir: Path, name: str, valid_ratio: float, test_ratio: float, seed: int, report: PrepareReport) -> list[Clip]:
+    """Edit triplets: one clip per audio file; each row (Uid: the output clip, Source: the input clip, Caption: the
+    instruction) goes with its output clip, whose split it takes."""
+    if not raw_dir.is_dir():
+        raise PrepareError(f"--raw_dir {raw_dir} is not a folder")
+    clips: dict[str, Clip] = {}
+    outputs = []
+    for n, row in enumerate(read_metadata(raw_dir, ("input", "output", "instruction")), 1):
+        paths = [raw_dir / str(row[k] or "") for k in ("input", "output")]
+        absent = [str(p) for p in paths if not p.is_file()]
+        if absent:
+            report.missing.extend(absent)
+            continue
+        instruction = str(row["instruction"] or "").strip()
+        if not instruction:
+            report.skipped.append((str(paths[1]), f"metadata row {n} has an empty instruction"))
+            continue
+        uid_in, uid_out = _uid(row["input"]), _uid(row["output"])
+        if uid_in == uid_out:
+            report.skipped.append((str(paths[1]), f"metadata row {n}: the input and the output are the same file"))
+            continue
+        for uid, path in ((uid_in, paths[0]), (uid_out, paths[1])):
+            clips.setdefault(uid, Clip(uid=uid, split="train", rows=[], source=path))
+        if not clips[uid_out].rows:
+            outputs.append(uid_out)
+        clips[uid_out].rows.append({"Dataset": name, "Uid": uid_out, "Source": uid_in, "Caption": instruction})
+    for uid, split in zip(outputs, split_names(len(outputs), valid_ratio, test_ratio, seed)):
+        clips[uid].split = split
+    return list(clips.values())

@@ -170,8 +170,13 @@ def prepare_clips(
         if pool is not None:
             pool.close()
             pool.join()
+    for clip in clips:  # an edit triplet's row needs its input clip too
+        for row in clip.rows:
+            if clip.uid in ok and row.get("Source", clip.uid) not in ok:
+                report.skipped.append((row["Uid"], f"row {row['Uid']}: its input clip {row['Source']} was skipped"))
     for split, filename in SPLIT_FILES.items():
-        rows = [row for clip in clips if clip.split == split and clip.uid in ok for row in clip.rows]
+        rows = [row for clip in clips if clip.split == split and clip.uid in ok for row in clip.rows
+                if row.get("Source", clip.uid) in ok]
         write_json(out_dir / filename, rows)
     _stamp(out_dir, mel_cfg, generator, complete=True)
     for uid, reason in report.skipped:

@@ -13,6 +13,8 @@ from functools import partial
 
 import numpy as np
 
+from utils.errors import UserError
+
 # Bump when the synthesised audio changes: prepare then refuses to reuse clips of the old version.
 GENERATOR = "SynthCaps v2 (noise bands at least 500 Hz wide)"
 SOUND_TYPES = ("tone", "buzz", "noise", "bell", "drum")
@@ -156,14 +158,14 @@ def synthesize(attrs: Attributes, seconds: float, sample_rate: int, seed: int) -
 
 # -------------------------------------------------------------------------------------------- captions
 
-_NOUNS = {
+NOUNS = {
     "tone": (["tone", "beep", "pure tone"], ["sine wave tone"]),
     "buzz": (["buzzing", "buzz", "buzzer"], ["electric buzzing"]),
     "noise": (["hiss", "noise", "static"], ["rushing noise"]),
     "bell": (["bell", "chime"], ["ringing bell"]),
     "drum": (["drum", "knocking", "tapping"], ["drum beat"]),
 }
-_PITCH_WORDS = {
+PITCH_WORDS = {
     "low": (["low", "low pitched", "deep", "rumbling", "booming", "low frequency"], ["bass"]),
     "medium": (
         ["medium pitched", "mid range", "moderately pitched", "medium", "mid frequency", "moderate"], ["middle pitched"]
@@ -199,8 +201,8 @@ def caption(attrs: Attributes, rng: np.random.Generator, heldout: bool = False,
     # a struck sound's own pulse verbs ("rings", "knocks") name its type; with a new noun, the noun alone should
     typed = attrs.pattern == "pulses" and nouns is None
     phrases = _PULSE_PHRASES.get(attrs.sound_type, _PATTERN_PHRASES["pulses"]) if typed else _PATTERN_PHRASES[attrs.pattern]
-    adj = pick(_PITCH_WORDS[attrs.pitch])
-    text = pick(_FRAMES).format(adj=adj, Adj=adj.capitalize(), noun=pick(nouns or _NOUNS[attrs.sound_type]), vp=pick(phrases))
+    adj = pick(PITCH_WORDS[attrs.pitch])
+    text = pick(_FRAMES).format(adj=adj, Adj=adj.capitalize(), noun=pick(nouns or NOUNS[attrs.sound_type]), vp=pick(phrases))
     return text
 
 
@@ -223,7 +225,7 @@ def plan_corpus(num_clips: int, seed: int, valid_ratio: float, test_ratio: float
     n_valid = max(1, int(round(num_clips * valid_ratio)))
     n_test = max(1, int(round(num_clips * test_ratio)))
     if n_valid + n_test >= num_clips:
-        raise ValueError(f"synthcaps.num_clips={num_clips} is too small for the valid/test ratios")
+        raise UserError(f"preprocess.synthcaps_clips={num_clips} is too small for the valid/test ratios")
     clips = []
     for i in range(num_clips):
         attrs = combos[i % len(combos)] if i < len(combos) else combos[int(rng.integers(len(combos)))]

@@ -48,6 +48,8 @@ def test_an_output_folder_that_is_a_file(tiny_ldm, tiny_vae, tmp_path, capsys):
     (train_main, ["--set=train.learning_rate=NaN"], "train.learning_rate: nan is not a finite number"),
     (train_main, ["--set=train.ema_decay=1.5"], "ema_decay must be in [0, 1)"),
     (prepare_main, ["--num_workers", "-2"], "--num_workers must be at least 0"),
+    (prepare_main, ["--set=preprocess.synthcaps_clips=2"], "synthcaps_clips=2 is too small"),  # was a traceback
+    (prepare_main, ["--dataset", "SynthEdits", "--set=preprocess.synthcaps_clips=2"], "synthcaps_clips=2 triplets is too small"),
 ])
 def test_non_positive_or_non_finite_numbers(tiny_ldm, tiny_vae, tmp_path, capsys, main, args, message):
     if main is infer_main:

@@ -92,3 +92,51 @@ def test_panns_cnn14_equals_panns_inference_and_audioldm_eval(tmp_path, monkeypa
     np.testing.assert_allclose(emb, b["2048"][0].numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(logits, b["logits"][0].numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(1 / (1 + np.exp(-logits)), a["clipwise_output"][0].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def unusable_module(name: str) -> types.ModuleType:
+    """Stands in for a dependency a reference module imports at its top but never calls in these tests."""
+    module = types.ModuleType(name)
+
+    def missing(attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+
+        def call(*args, **kwargs):
+            raise AssertionError(f"{name}.{attr} was called; the test meant it to be unused")
+        return call
+
+    module.__getattr__ = missing
+    return module
+
+
+def test_vggish_and_fad_equal_torchvggish_and_frechet_audio_distance(tmp_path, monkeypatch):
+    """Random weights saved in torchvggish's layout, read by both; frechet_audio_distance's VGGish FAD (its
+    defaults: no PCA, the final ReLU removed, all examples pooled). resampy (whose numba does not support this
+    numpy), laion_clap and encodec are imported at the top of their modules but only used for other sample
+    rates and models: stand-ins that fail if called take their place."""
+    from evaluation.embedders.vggish import VGGish, VGGishEmbedding
+
+    for name in ("resampy", "laion_clap", "encodec"):
+        monkeypatch.setitem(sys.modules, name, unusable_module(name))
+    port = package_module("torchvggish", "torchvggish")
+    vggish_input = package_module("torchvggish", "vggish_input")
+    fad = package_module("frechet_audio_distance", "fad").FrechetAudioDistance
+
+    torch.manual_seed(0)
+    theirs = port._vgg(postprocess=False)
+    torch.save(theirs.state_dict(), tmp_path / "vggish-10086976.pth")
+    theirs.embeddings = torch.nn.Sequential(*list(theirs.embeddings.children())[:-1])  # what frechet_audio_distance does
+    ours = VGGishEmbedding(tmp_path / "vggish-10086976.pth")
+    rng = np.random.default_rng(2)
+    t = np.arange(40000) / 16000
+    wav = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.normal(size=t.size)).astype(np.float32)  # 2.5 s: 2 examples
+    examples = vggish_input.waveform_to_examples(wav.astype(np.float64), 16000)
+    torch.testing.assert_close(ours.model.examples(torch.from_numpy(wav)), examples.detach(), atol=2e-4, rtol=1e-4)
+    with torch.no_grad():
+        want = theirs.eval()(examples.detach()).numpy()
+    np.testing.assert_allclose(ours(wav), want, rtol=1e-3, atol=1e-4)
+
+    gen, ref = rng.normal(size=(300, 16)), rng.normal(size=(260, 16)) * 1.3 + 0.2  # pooled example rows
+    theirs_fad = fad.calculate_frechet_distance(None, *fad.calculate_embd_statistics(None, gen), *fad.calculate_embd_statistics(None, ref))
+    assert frechet_distance(gen, ref) == pytest.approx(theirs_fad, rel=1e-6)

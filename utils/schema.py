@@ -20,7 +20,7 @@ class PreprocessConfig:
     valid_ratio: float  # own-folder / SynthCaps split ratios
     test_ratio: float
     split_seed: int
-    synthcaps_clips: int  # size of the built-in corpus
+    synthcaps_clips: int  # size of a built-in corpus: SynthCaps clips, SynthEdits triplets
 
     def __post_init__(self) -> None:
         if self.num_workers < 0 or self.min_seconds < 0 or self.silence_peak < 0 or self.synthcaps_clips < 1:

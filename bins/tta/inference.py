@@ -22,17 +22,10 @@ import json
 import time
 from pathlib import Path
 
+from models.tta.artifact import newest_experiment
 from models.tta.audioldm import SAMPLER_NAMES, parse_span
 from utils.cli import check_number, check_output_dir, run_main
 from utils.errors import UserError
-
-def newest_experiment(root: Path) -> Path:
-    found = sorted(root.glob("*/export/tta_artifact.json"), key=lambda p: p.stat().st_mtime)
-    found = [p for p in found if json.loads(p.read_text()).get("stage") == "audioldm"]
-    if not found:
-        raise UserError(f"no trained AudioLDM experiment under {root}; train one with sh egs/tta/audioldm/run_train.sh, or pass --checkpoint_path")
-    return found[-1].parent.parent
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         check_number(option, value, minimum)
     path = args.checkpoint_path
     if path is None:
-        path = newest_experiment(args.experiments_root)
+        path = newest_experiment(args.experiments_root, "audioldm", "sh egs/tta/audioldm/run_train.sh")
         print(f"using the newest experiment: {path}")
     if not path.exists():
         raise UserError(f"--checkpoint_path {path} does not exist")

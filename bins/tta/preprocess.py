@@ -3,6 +3,8 @@
   --dataset SynthCaps                 the built-in synthetic corpus (generated, no download)
   --dataset AudioCaps --raw_dir DIR   downloaded AudioCaps clips + train.csv/val.csv/test.csv
   --dataset folder --raw_dir DIR      your own audio + metadata.csv / metadata.jsonl (file,caption)
+  --dataset SynthEdits                edit triplets made from SynthCaps sounds, for the AUDIT editor (generated)
+  --dataset edit_folder --raw_dir DIR your own edit triplets: audio + metadata.csv / .jsonl (input,output,instruction)
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from preprocessors import audiocaps, folder, synthcaps
+from preprocessors import audiocaps, folder, synthcaps, synthedits
 from preprocessors.prepare import PrepareReport, prepare_clips
 from utils.cli import add_config_args, check_number, check_output_dir, run_main
 from utils.config import load_config
@@ -21,6 +23,8 @@ DEFAULT_CONFIGS = {
     "SynthCaps": "egs/tta/prepare/synthcaps.json",
     "AudioCaps": "egs/tta/prepare/audiocaps.json",
     "folder": "egs/tta/prepare/folder.json",
+    "SynthEdits": "egs/tta/audit/prepare_synthedits.json",
+    "edit_folder": "egs/tta/prepare/folder.json",
 }
 
 
@@ -30,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--raw_dir", type=Path, help="input audio folder (AudioCaps / folder)")
     p.add_argument("--captions_dir", type=Path, help="AudioCaps caption tables (default: --raw_dir)")
     p.add_argument("--processed_dir", type=Path, help="output root (default: data.processed_dir of the config)")
-    p.add_argument("--name", help="dataset name for --dataset folder (default: the folder's name)")
+    p.add_argument("--name", help="dataset name for --dataset folder / edit_folder (default: the folder's name)")
     p.add_argument("--num_workers", type=int, help="worker processes (default: preprocess.num_workers, 0 = all cores)")
     p.add_argument("--overwrite", action="store_true", help="re-prepare clips that already have a mel")
     add_config_args(p, None)
@@ -59,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         clips = synthcaps.build_clips(
             pre.synthcaps_clips, audio.segment_seconds, audio.sample_rate, pre.valid_ratio, pre.test_ratio, pre.split_seed
         )
+    elif args.dataset == "SynthEdits":
+        generator = synthedits.GENERATOR
+        name = "SynthEdits"
+        clips = synthedits.build_clips(
+            pre.synthcaps_clips, audio.segment_seconds, audio.sample_rate, pre.valid_ratio, pre.test_ratio, pre.split_seed
+        )
     elif args.raw_dir is None:
         raise UserError(f"--dataset {args.dataset} needs --raw_dir DIR (the folder with the audio files)")
     elif args.dataset == "AudioCaps":
@@ -66,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         clips = audiocaps.build_clips(args.raw_dir, args.captions_dir or args.raw_dir, report)
     else:
         name = args.name or args.raw_dir.resolve().name
-        clips = folder.build_clips(args.raw_dir, name, pre.valid_ratio, pre.test_ratio, pre.split_seed, report)
+        build = folder.build_triplets if args.dataset == "edit_folder" else folder.build_clips
+        clips = build(args.raw_dir, name, pre.valid_ratio, pre.test_ratio, pre.split_seed, report)
     out_dir = processed / name
     check_output_dir("--processed_dir", out_dir)
     print(f"preparing {len(clips)} clips of {name} into {out_dir}")

@@ -1,4 +1,5 @@
-"""Train a stage: the VAE (AutoencoderKL), the latent diffusion model (AudioLDM) or the vocoder (HiFiGAN).
+"""Train a stage: the VAE (AutoencoderKL), the latent diffusion model (AudioLDM), the vocoder (HiFiGAN) or the
+instruction editor (AUDIT).
 
 The config's `model_type` picks the task. Outputs go to <output_dir>/<exp_name>/: config.json (resolved),
 checkpoints/, logs/ (TensorBoard), metrics.jsonl and export/ (the inference artifact).
@@ -18,10 +19,11 @@ def task_registry() -> dict:
     """model_type -> Task class. Imported here, not at the top, so `--help` answers without loading torch;
     a broken import inside a task is raised as it is, not hidden as an unknown model_type."""
     from models.tta.audioldm.task import AudioLDMTask
+    from models.tta.audit.task import AuditTask
     from models.tta.autoencoderkl.task import AutoencoderKLTask
     from models.vocoder.task import HiFiGANTask
 
-    return {"AutoencoderKL": AutoencoderKLTask, "AudioLDM": AudioLDMTask, "HiFiGAN": HiFiGANTask}
+    return {"AutoencoderKL": AutoencoderKLTask, "AudioLDM": AudioLDMTask, "HiFiGAN": HiFiGANTask, "AUDIT": AuditTask}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,8 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--exp_name", required=True, help="experiment folder name under output_dir")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this experiment")
     p.add_argument("--pretrained_vae", help="AutoencoderKL only: a diffusers VAE folder to start from (sets model.pretrained_path)")
-    p.add_argument("--cache_latents", action="store_true", help="AudioLDM only: encode latents once and train from the cache")
-    p.add_argument("--init_from", help="AudioLDM only: fine-tune a stage-2 export (ours or converted): sets model.init_from")
+    p.add_argument("--cache_latents", action="store_true", help="AudioLDM / AUDIT: encode latents once and train from the cache")
+    p.add_argument("--init_from", help="AudioLDM / AUDIT: start from a stage-2 export (ours or converted): sets model.init_from")
     p.add_argument("--cpu", action="store_true", help="force CPU even when a GPU is visible")
     return p.parse_args(argv)
 
@@ -50,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--pretrained_vae applies to AutoencoderKL configs only")
         overrides.append(f"model.pretrained_path={args.pretrained_vae}")
     if args.init_from:
-        if model_type != "AudioLDM":
-            raise ConfigError("--init_from applies to AudioLDM configs only")
+        if model_type not in ("AudioLDM", "AUDIT"):
+            raise ConfigError("--init_from applies to AudioLDM and AUDIT configs only")
         overrides.append(f"model.init_from={args.init_from}")
     if args.cache_latents:
-        if model_type != "AudioLDM":
-            raise ConfigError("--cache_latents applies to AudioLDM configs only")
+        if model_type not in ("AudioLDM", "AUDIT"):
+            raise ConfigError("--cache_latents applies to AudioLDM and AUDIT configs only")
         overrides.append("model.cache_latents=true")
     cfg, resolved = load_config(args.config, task_cls.Config, overrides)
     check_output_dir("output_dir", Path(cfg.output_dir) / args.exp_name)

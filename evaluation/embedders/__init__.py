@@ -1,6 +1,7 @@
 """Audio embedders for the distribution metrics, chosen by name: the offline default `mel_stats`, or a real
 pretrained model loaded from a local path (PANNs Cnn14, VGGish, CLAP). Each is called on one waveform at
-its `sample_rate` and returns a 1-D embedding. Each is imported when chosen (they bring large models)."""
+its `sample_rate` and returns a 1-D embedding of the clip, or [n, d] rows that each count as a sample (VGGish's
+0.96 s examples, as FAD counts them). Each is imported when chosen (they bring large models)."""
 
 from __future__ import annotations
 

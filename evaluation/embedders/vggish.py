@@ -2,9 +2,11 @@
 
 Network and front-end as the reference release: 16 kHz audio, 25 ms Hann frames every 10 ms, 64 HTK-mel
 bands over 125-7500 Hz, log(mel + 0.01), non-overlapping 0.96 s examples of 96 frames, VGG conv stack ->
-128-d embedding per example (the raw embedding, before the release's PCA post-processing). The layout
-matches the PyTorch port's `vggish-10086976.pth` state dict, loaded with `torch.load(weights_only=True)`.
-A clip's embedding is the mean over its examples.
+128-d embedding per example. The layout matches the PyTorch port's (torchvggish) `vggish-10086976.pth` state
+dict, loaded with `torch.load(weights_only=True)`. As the `frechet_audio_distance` package computes FAD by
+default: the last layer's output before its ReLU, no PCA, and every 0.96 s example of every clip one sample of
+the distribution (a clip gives one row per example). tests/test_reference_tools.py checks the front-end, the
+embedding and the distance against torchvggish and frechet_audio_distance on the same random weights.
 """
 
 from __future__ import annotations
@@ -68,9 +70,10 @@ class VGGish(nn.Module):
         return logmel[: n * EXAMPLE_FRAMES].reshape(n, 1, EXAMPLE_FRAMES, MEL_BINS)
 
     def forward(self, examples: torch.Tensor) -> torch.Tensor:
+        """[N, 1, 96, 64] -> [N, 128], before the final ReLU (FAD's embedding; the module keeps the port's layout)."""
         x = self.features(examples)  # [N, 512, 6, 4]
         x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # the TF release's channels-last flattening
-        return self.embeddings(x)
+        return self.embeddings[:-1](x)
 
 
 def load_vggish(path: str | Path, device: str = "cpu") -> VGGish:
@@ -87,5 +90,6 @@ class VGGishEmbedding:
 
     @torch.no_grad()
     def __call__(self, wav: np.ndarray) -> np.ndarray:
+        """[n_examples, 128]: FAD counts every 0.96 s example as a sample."""
         x = torch.as_tensor(np.asarray(wav, dtype=np.float32), device=self.device).reshape(-1)
-        return self.model(self.model.examples(x)).mean(dim=0).double().cpu().numpy()
+        return self.model(self.model.examples(x)).double().cpu().numpy()

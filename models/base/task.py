@@ -50,12 +50,19 @@ class Task(ABC):
 
     collate_fn = None  # a task's batch assembly (None: torch's default)
 
-    def adam(self, module: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+    def adam(self, module: nn.Module, lr: float | None = None, lr_scales: dict[str, float] | None = None) -> torch.optim.Optimizer:
+        """AdamW over the trainable parameters; those whose name starts with a key of `lr_scales` learn at that
+        multiple of the learning rate (a parameter group each)."""
         t = self.cfg.train
-        return torch.optim.AdamW(
-            [p for p in module.parameters() if p.requires_grad], lr=lr or t.learning_rate,
-            betas=tuple(t.adam_betas), weight_decay=t.weight_decay,
-        )
+        lr = lr or t.learning_rate
+        groups: dict[float, list[nn.Parameter]] = {}
+        for name, p in module.named_parameters():
+            if p.requires_grad:
+                scale = next((v for k, v in (lr_scales or {}).items() if name.startswith(k)), 1.0)
+                groups.setdefault(scale, []).append(p)
+        ordered = sorted(groups.items(), key=lambda group: group[0] != 1.0)  # the base rate first: the one logged
+        return torch.optim.AdamW([{"params": ps, "lr": lr * scale} for scale, ps in ordered], lr=lr,
+                                 betas=tuple(t.adam_betas), weight_decay=t.weight_decay)
 
     # ---- per step ------------------------------------------------------------------------------
     # Which micro-batch of the step `train_step` is on (0 .. grad_accum_steps - 1); set by the Trainer so

@@ -48,6 +48,15 @@ def read_stage(path: str | Path) -> str | None:
     return None
 
 
+def newest_experiment(root: Path, stage: str, how_to_make: str) -> Path:
+    """The most recently exported experiment of `stage` under `root` (what a command uses when given none)."""
+    found = sorted(Path(root).glob(f"*/export/{ARTIFACT_FILE}"), key=lambda p: p.stat().st_mtime)
+    found = [p for p in found if read_json(p).get("stage") == stage]
+    if not found:
+        raise UserError(f"no trained {stage} experiment under {root}; train one with {how_to_make}, or pass --checkpoint_path")
+    return found[-1].parent.parent
+
+
 def read_artifact(path: str | Path, stage: str, how_to_make: str) -> tuple[dict, MelConfig]:
     """The artifact json of an export folder (or of `<exp>/export`), checked to be of `stage`."""
     path = Path(path)

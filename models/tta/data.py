@@ -66,9 +66,12 @@ class MelDataset(Dataset):
         return list(first.values())
 
     def load_mel(self, i: int) -> np.ndarray:
-        path = self.mel_paths[i]
+        return self.read_mel(self.mel_paths[i])
+
+    def read_mel(self, path: Path) -> np.ndarray:
+        """A prepared mel of this dataset, fitted to the training length."""
         if not path.exists():
-            raise UserError(f"mel file {path} is missing; {PREPARE_HINT.replace('<name>', self.rows[i]['Dataset'])}")
+            raise UserError(f"mel file {path} is missing; {PREPARE_HINT.replace('<name>', path.parent.parent.name)}")
         return fit_frames(np.load(path), self.mel_cfg)
 
     def __getitem__(self, index: int) -> dict:

@@ -62,24 +62,30 @@ class Edit:
         return out
 
 
+def check_audio(audio: list[np.ndarray], source: str, sample_rate: int, max_seconds: float) -> float:
+    """Clips to edit: present, of one length, at most `max_seconds`, finite and not silent; returns their seconds."""
+    if not audio:
+        raise UserError("an edit needs --init_audio")
+    lengths = {len(a) for a in audio}
+    if len(lengths) > 1:
+        raise UserError(f"{source}: the clips of one edit batch must have the same length, got {sorted(lengths)} samples")
+    seconds = lengths.pop() / sample_rate
+    if seconds > max_seconds:
+        raise UserError(f"{source}: {seconds:.1f} s is longer than {max_seconds:g} s; cut it first")
+    for wav in audio:
+        if not np.isfinite(wav).all():
+            raise UserError(f"{source}: the audio holds NaN or infinite samples")
+        if np.abs(wav).max() < SILENCE_PEAK:
+            raise UserError(f"{source}: the audio is silent (peak below {SILENCE_PEAK}); give a clip with sound")
+    return seconds
+
+
 def check_edit(edit: Edit, sample_rate: int, max_seconds: float) -> float:
     """Every condition an edit needs, as one-line errors naming the option; returns the clip length in seconds."""
     modes = [edit.strength is not None, bool(edit.inpaint), edit.super_resolution is not None]
     if sum(modes) > 1:
         raise UserError("--strength, --inpaint and --super_resolution are different edits: give one of them")
-    if not edit.audio:
-        raise UserError("an edit needs --init_audio")
-    lengths = {len(a) for a in edit.audio}
-    if len(lengths) > 1:
-        raise UserError(f"{edit.source}: the clips of one edit batch must have the same length, got {sorted(lengths)} samples")
-    seconds = lengths.pop() / sample_rate
-    if seconds > max_seconds:
-        raise UserError(f"{edit.source}: {seconds:.1f} s is longer than {max_seconds:g} s; cut it first")
-    for wav in edit.audio:
-        if not np.isfinite(wav).all():
-            raise UserError(f"{edit.source}: the audio holds NaN or infinite samples")
-        if np.abs(wav).max() < SILENCE_PEAK:
-            raise UserError(f"{edit.source}: the audio is silent (peak below {SILENCE_PEAK}); give a clip with sound")
+    seconds = check_audio(edit.audio, edit.source, sample_rate, max_seconds)
     if edit.strength is not None and not 0 < edit.strength <= 1:
         raise UserError(f"--strength {edit.strength} must be in (0, 1]")
     if edit.super_resolution is not None and not 0 < edit.super_resolution < sample_rate / 2:

@@ -110,7 +110,8 @@ def load_with_ema(unet: UNet2DConditionModel, weights: dict[str, torch.Tensor], 
 
 def save_export(
     out_dir: Path, *, vae, unet: UNet2DConditionModel, text_model, tokenizer, text_config: dict[str, Any],
-    noise_scheduler: dict[str, Any], sampler: dict[str, Any], audio: MelConfig, config: dict, vocoder=None, **extra: Any,
+    noise_scheduler: dict[str, Any], sampler: dict[str, Any], audio: MelConfig, config: dict, vocoder=None, stage: str = STAGE,
+    **extra: Any,
 ) -> None:
     """Write a stage-2 export (the one layout `from_experiment` reads): vae/, unet/, text_encoder/ (model and
     tokenizer together), optional vocoder/, and the artifact json with the schedule and sampler defaults."""
@@ -120,11 +121,14 @@ def save_export(
     vae.save_pretrained(str(out_dir / "vae"), safe_serialization=True)
     if vocoder is not None:
         vocoder.save_pretrained(str(out_dir / "vocoder"), safe_serialization=True)
-    write_artifact(out_dir, STAGE, config, audio, noise_scheduler=noise_scheduler, sampler=sampler,
+    write_artifact(out_dir, stage, config, audio, noise_scheduler=noise_scheduler, sampler=sampler,
                    text_encoder={**text_config, "name_or_path": "text_encoder"}, **extra)
 
 
 class TTAPipeline:
+    stage = STAGE  # the export stage `from_experiment` loads
+    how_to_make = HOW_TO_TRAIN
+
     def __init__(
         self, vae, unet: UNet2DConditionModel, text: TextEncoder, noise_scheduler: dict[str, Any],
         mel_cfg: MelConfig, vocoder=None, sampler_defaults: dict[str, Any] | None = None,
@@ -148,7 +152,7 @@ class TTAPipeline:
         if read_stage(path) == LORA_STAGE:  # a LoRA run: its base export, with the adapter at full strength
             loras.insert(0, (path, 1.0))
             path = read_adapter(path)["base"]
-        meta, mel_cfg = read_artifact(path, STAGE, HOW_TO_TRAIN)
+        meta, mel_cfg = read_artifact(path, cls.stage, cls.how_to_make)
         root = Path(meta["dir"])
         vae = load_part("VAE", AutoencoderKL.from_pretrained, root / "vae").eval().to(device)
         unet = load_part("U-Net", UNet2DConditionModel.from_pretrained, root / "unet")

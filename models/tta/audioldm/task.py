@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -52,11 +52,12 @@ class DiffusionConfig:
     noise_scheduler: dict[str, Any]  # diffusers DDPMScheduler kwargs
     sampler: dict[str, Any]  # inference defaults: name, num_steps, guidance_scale
     valid_samples: int  # prompts sampled for TensorBoard at the end / every sample_every
+    sampler_keys: ClassVar[tuple[str, ...]] = SAMPLER_KEYS
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.sampler) - set(SAMPLER_KEYS))
+        unknown = sorted(set(self.sampler) - set(self.sampler_keys))
         if unknown:
-            raise ValueError(f"model.sampler: unknown key(s) {unknown}; valid keys: {', '.join(SAMPLER_KEYS)}")
+            raise ValueError(f"model.sampler: unknown key(s) {unknown}; valid keys: {', '.join(self.sampler_keys)}")
         unknown = sorted(set(self.noise_scheduler) - SCHEDULE_KEYS)
         if unknown:
             raise ValueError(f"model.noise_scheduler: unknown key(s) {unknown}; valid keys: {', '.join(sorted(SCHEDULE_KEYS))}")
@@ -88,21 +89,29 @@ def fresh(mel: Path, latent: Path) -> bool:
 
 
 class LatentDataset(MelDataset):
-    """MelDataset whose items carry cached posterior params [2, z, h, w] (mean, std) instead of mels."""
+    """MelDataset whose items carry cached posterior params [2, z, h, w] (mean, std) instead of mels; rows of an
+    edit triplet (with a `Source` clip) also carry the source clip's as `source_posterior`."""
 
     def __init__(self, *args, latent_dir: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.latent_paths = [p.parent.parent / latent_dir / p.name for p in self.mel_paths]
+        self.latent_dir = latent_dir
+
+    def latent_path(self, i: int, uid: str) -> Path:
+        return self.mel_paths[i].parent.parent / self.latent_dir / f"{uid}.npy"
 
     def __getitem__(self, index: int) -> dict:
         i = index % len(self.rows)
         row = self.rows[i]
-        return {"posterior": torch.from_numpy(np.load(self.latent_paths[i])), "caption": row["Caption"], "uid": row["Uid"], "row": row}
+        item = {"posterior": torch.from_numpy(np.load(self.latent_path(i, row["Uid"]))), "caption": row["Caption"], "uid": row["Uid"], "row": row}
+        if "Source" in row:
+            item["source_posterior"] = torch.from_numpy(np.load(self.latent_path(i, row["Source"])))
+        return item
 
 
 def collate_any(items: list[dict]) -> dict:
     if "posterior" in items[0]:
-        return {"posterior": torch.stack([it["posterior"] for it in items]), **{k: [it[k] for it in items] for k in ("caption", "uid", "row")}}
+        tensors = [k for k in ("posterior", "source_posterior") if k in items[0]]
+        return {**{k: torch.stack([it[k] for it in items]) for k in tensors}, **{k: [it[k] for it in items] for k in ("caption", "uid", "row")}}
     return collate(items)
 
 
@@ -172,18 +181,19 @@ class AudioLDMTask(Task):
         return torch.stack([dist.mean, dist.std], dim=1)
 
     def build_latent_cache(self, latent_dir: str) -> None:
-        """Encode every clip of the train/valid splits once (main process; the others wait)."""
+        """Encode every clip of the train/valid splits once (main process; the others wait): each row's clip,
+        and an edit triplet's source clip too."""
         d = self.cfg.data
         if self.accelerator.is_main_process:
             for split in (d.train_split, d.valid_split):
                 ds = MelDataset(d.processed_dir, d.datasets, split, self.cfg.audio)
-                todo = [i for i, p in enumerate(ds.mel_paths) if not fresh(p, p.parent.parent / latent_dir / p.name)]
-                seen: set[Path] = set()
-                todo = [i for i in todo if not (ds.mel_paths[i] in seen or seen.add(ds.mel_paths[i]))]
+                mels = {p: p for p in ds.mel_paths}
+                mels |= {p.parent / f"{row['Source']}.npy": p for row, p in zip(ds.rows, ds.mel_paths) if "Source" in row}
+                todo = [m for m in mels if not fresh(m, m.parent.parent / latent_dir / m.name)]
                 for chunk in tqdm([todo[k : k + 16] for k in range(0, len(todo), 16)], desc=f"cache latents ({split})", unit="batch"):
-                    post = self.posterior(torch.stack([torch.from_numpy(ds.load_mel(i)) for i in chunk])).cpu().numpy()
-                    for i, p in zip(chunk, post):
-                        with atomic_path(ds.mel_paths[i].parent.parent / latent_dir / ds.mel_paths[i].name, suffix=".npy") as tmp:
+                    post = self.posterior(torch.stack([torch.from_numpy(ds.read_mel(m)) for m in chunk])).cpu().numpy()
+                    for m, p in zip(chunk, post):
+                        with atomic_path(m.parent.parent / latent_dir / m.name, suffix=".npy") as tmp:
                             np.save(tmp, p.astype(np.float32))
         self.accelerator.wait_for_everyone()
 
@@ -217,7 +227,7 @@ class AudioLDMTask(Task):
         # 3. forward process: z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps, t ~ U{0..T-1}
         noise = torch.randn(z0.shape, generator=gen).to(z0.device)
         t = torch.randint(0, sched.config.num_train_timesteps, (z0.shape[0],), generator=gen).to(z0.device)
-        zt = sched.add_noise(z0, noise, t)
+        zt = self.unet_input(sched.add_noise(z0, noise, t), batch, gen)
         if self.cfg.unet.channels_last:
             zt = zt.contiguous(memory_format=torch.channels_last)
         # 4. predict eps (or v) and regress, optionally min-SNR weighted (Hang et al. 2023)
@@ -230,6 +240,10 @@ class AudioLDMTask(Task):
             weight = torch.clamp(snr, max=gamma) / (snr + 1 if sched.config.prediction_type == "v_prediction" else snr)
             per_sample = per_sample * weight
         return per_sample.mean()
+
+    def unet_input(self, zt: torch.Tensor, batch: dict, gen: torch.Generator) -> torch.Tensor:
+        """What the U-Net reads besides time and text: the noisy latents (an editor adds its source's)."""
+        return zt
 
     def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         loss = self.diffusion_loss(batch, self.step_generator(step), self.cfg.model.cfg_dropout)

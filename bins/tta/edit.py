@@ -1,0 +1,91 @@
+"""Edit a clip by an instruction with a trained AUDIT editor.
+
+  python bins/tta/edit.py --audio in.wav --instruction "Make the beep higher"
+  python bins/tta/edit.py --audio in.wav --instruction "Add a high beep" --instruction "Remove the hiss" --seed 3
+
+With no --checkpoint_path the newest trained AUDIT experiment under ckpts/tta is used (and named).
+Writes <output_dir>/<index>_<slug>.wav and .png (its mel) plus prompts.jsonl, and prints the paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from models.tta.artifact import newest_experiment
+from models.tta.audioldm import SAMPLER_NAMES
+from utils.cli import check_number, check_output_dir, run_main
+from utils.errors import UserError
+
+HOW_TO_TRAIN = "sh egs/tta/audit/run_train.sh"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--audio", type=Path, required=True, help="the clip to edit (any format librosa reads)")
+    p.add_argument("--instruction", action="append", required=True, help="what to do with it (repeatable: one edit each)")
+    p.add_argument("--checkpoint_path", type=Path, help="AUDIT experiment or export folder (default: newest experiment)")
+    p.add_argument("--output_dir", type=Path, help="default: <experiment>/edits")
+    p.add_argument("--num_steps", type=int, help="sampler steps (default: the experiment's sampler.num_steps)")
+    p.add_argument("--guidance_scale", type=float, help="instruction guidance (default: the experiment's; 1 = none)")
+    p.add_argument("--source_guidance_scale", type=float, help="how closely to keep the clip (default: the experiment's; 1 = none)")
+    p.add_argument("--sampler", help=f"one of {', '.join(SAMPLER_NAMES)} (default: the experiment's sampler.name)")
+    p.add_argument("--seed", type=int, default=0, help="edit i is drawn with seed + i")
+    p.add_argument("--vocoder", help="griffinlim or hifigan (default: the export's own vocoder if it has one, else griffinlim)")
+    p.add_argument("--vocoder_path", help="HiFi-GAN folder or experiment (for --vocoder hifigan)")
+    p.add_argument("--experiments_root", type=Path, default=Path("ckpts/tta"), help="where to look for the newest experiment")
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if any(not t.strip() for t in args.instruction):
+        raise UserError("empty --instruction: say what to do with the clip")
+    if not args.audio.is_file():
+        raise UserError(f"--audio {args.audio} not found")
+    for option, value, minimum in (("--num_steps", args.num_steps, 1), ("--guidance_scale", args.guidance_scale, 0),
+                                   ("--source_guidance_scale", args.source_guidance_scale, 0), ("--seed", args.seed, 0)):
+        check_number(option, value, minimum)
+    if args.sampler is not None and args.sampler not in SAMPLER_NAMES:
+        raise UserError(f"unknown sampler '{args.sampler}'; choose one of {', '.join(SAMPLER_NAMES)}")
+    path = args.checkpoint_path
+    if path is None:
+        path = newest_experiment(args.experiments_root, "audit", HOW_TO_TRAIN)
+        print(f"using the newest experiment: {path}")
+    if not path.exists():
+        raise UserError(f"--checkpoint_path {path} does not exist")
+    import torch
+
+    from models.tta.audit.pipeline import EditorPipeline
+    from utils.audio import load_audio, save_wav
+    from utils.io import slugify, write_jsonl
+    from utils.plot import save_mel_png
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe = EditorPipeline.from_experiment(path, args.vocoder, args.vocoder_path, device)
+    wav = load_audio(args.audio, pipe.mel_cfg.sample_rate)  # an unreadable file: one line naming it
+    out_dir = args.output_dir or (path / "edits")
+    check_output_dir("--output_dir", out_dir)
+    t0 = time.time()
+    out = pipe([wav], [t.strip() for t in args.instruction], seed=args.seed, source=str(args.audio), num_steps=args.num_steps,
+               guidance_scale=args.guidance_scale, source_guidance_scale=args.source_guidance_scale, sampler=args.sampler,
+               progress=len(args.instruction) == 1)
+    rows = []
+    for i, (instruction, edited, mel) in enumerate(zip(out.prompts, out.wav, out.mel)):
+        stem = f"{i:04d}_{slugify(instruction)}"
+        save_wav(out_dir / f"{stem}.wav", edited.numpy(), pipe.mel_cfg.sample_rate)
+        save_mel_png(out_dir / f"{stem}.png", mel.numpy(), instruction)
+        rows.append({"index": i, "instruction": instruction, "audio": str(args.audio), "wav": f"{stem}.wav", "png": f"{stem}.png",
+                     "seconds": out.seconds, "seed": out.seeds[i],
+                     **{k: v for k, v in (("sampler", args.sampler), ("num_steps", args.num_steps), ("guidance_scale", args.guidance_scale),
+                                          ("source_guidance_scale", args.source_guidance_scale)) if v is not None}})
+        print(out_dir / f"{stem}.wav")
+    write_jsonl(out_dir / "prompts.jsonl", rows)
+    print(f"wrote {len(rows)} edits to {out_dir} in {time.time() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,155 @@
+"""Scores instruction edits of SynthEdits triplets (rows with their attributes) with the SynthCaps analyser:
+whether the edit was made (success) and whether what it should not touch was kept (kept).
+
+  - replace / pitch / pattern: the edited attribute is the target's; the other two are kept;
+  - add / drop: the second source is present / absent: the edited clip's level in the mel bands where that source
+    dominates the truth (at least 6 dB above the other side) is nearer to the side with it than to the side
+    without it; kept: the main sound's attributes, analysed with those bands removed (add) or as it is (drop);
+  - inpaint: the span's level within 6 dB of the truth's; super-resolution: the level above the cutoff within 6 dB
+    of the truth's; kept: all three attributes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from evaluation.attributes import AttributeAnalyser
+from preprocessors.synthedits import SUPER_RESOLUTION_HZ
+from utils.audio import load_audio
+from utils.errors import UserError
+from utils.mel import MelConfig, MelFrontEnd
+
+KEYS = ("sound_type", "pitch", "pattern")
+EDITED_ATTRIBUTE = {"replace": "sound_type", "pitch": "pitch", "pattern": "pattern"}
+SOURCE_MARGIN_DB = 6.0  # a mel band belongs to the second source where it is this much louder with it
+LEVEL_TOLERANCE_DB = 6.0
+
+
+@dataclass
+class EditScore:
+    success: bool
+    kept: bool
+
+
+def _db(x: float) -> float:
+    return float(10 * np.log10(x + 1e-12))
+
+
+class EditScorer:
+    def __init__(self, mel_cfg: MelConfig) -> None:
+        self.cfg = mel_cfg
+        self.analyser = AttributeAnalyser(mel_cfg)
+        self.front = MelFrontEnd(mel_cfg)
+        self.centres = librosa.mel_frequencies(n_mels=mel_cfg.n_mels + 2, fmin=mel_cfg.fmin, fmax=mel_cfg.fmax)[1:-1]
+
+    def logmel(self, wav: np.ndarray) -> np.ndarray:
+        return self.front(torch.as_tensor(np.asarray(wav, dtype=np.float32))).numpy().astype(np.float64)
+
+    def attributes(self, logmel: np.ndarray) -> dict[str, str]:
+        return self.analyser.classify(self.analyser.mel_features(logmel))
+
+    def __call__(self, row: dict, edited: np.ndarray, truth_input: np.ndarray, truth_output: np.ndarray) -> EditScore:
+        """Score `edited` (a waveform) as the edit of `row`, whose input and output clips are given."""
+        edit, want = row["Edit"], row["Output"]
+        mel = self.logmel(edited)
+        n = min(mel.shape[1], self.logmel(truth_output).shape[1])
+        mel = mel[:, :n]
+        got = self.attributes(mel)
+        kept_all = all(got[k] == want[k] for k in KEYS)
+        if edit in EDITED_ATTRIBUTE:
+            attr = EDITED_ATTRIBUTE[edit]
+            return EditScore(got[attr] == want[attr], all(got[k] == want[k] for k in KEYS if k != attr))
+        if edit in ("add", "drop"):
+            with_other, without = (truth_output, truth_input) if edit == "add" else (truth_input, truth_output)
+            p_with, p_without = (np.exp(2 * self.logmel(w)[:, :n]).mean(axis=1) for w in (with_other, without))
+            bands = 10 * np.log10((p_with + 1e-12) / (p_without + 1e-12)) > SOURCE_MARGIN_DB
+            level = lambda m: _db(np.exp(2 * m[bands]).mean())  # noqa: E731
+            present = level(mel) > (level(self.logmel(with_other)[:, :n]) + level(self.logmel(without)[:, :n])) / 2
+            if edit == "add":
+                masked = mel.copy()
+                masked[bands] = mel.min()
+                return EditScore(present, all(a == want[k] for k, a in self.attributes(masked).items()))
+            return EditScore(not present, kept_all)
+        truth = self.logmel(truth_output)[:, :n]
+        if edit == "inpaint":
+            frames = slice(*(int(s * self.cfg.sample_rate / self.cfg.hop_length) for s in row["Span"]))
+            region = (slice(None), frames)
+        else:  # super_resolution
+            region = (self.centres >= SUPER_RESOLUTION_HZ, slice(None))
+        diff = _db(np.exp(2 * mel[region]).mean()) - _db(np.exp(2 * truth[region]).mean())
+        return EditScore(abs(diff) <= LEVEL_TOLERANCE_DB, kept_all)
+
+
+def summarise(rows: list[dict], scores: list[EditScore]) -> dict[str, dict[str, float]]:
+    """Per edit type (and 'all'): success % and kept %, and the number of clips."""
+    out = {}
+    for edit in [*dict.fromkeys(r["Edit"] for r in rows), "all"]:
+        mine = [s for r, s in zip(rows, scores) if edit in ("all", r["Edit"])]
+        out[edit] = {"success": 100.0 * np.mean([s.success for s in mine]), "kept": 100.0 * np.mean([s.kept for s in mine]),
+                     "clips": len(mine)}
+    return out
+
+
+STRENGTHS = (0.5, 0.7, 0.9)  # zero-shot audio-to-audio baseline strengths
+
+
+def pick_rows(rows: list[dict], per_type: int) -> list[dict]:
+    """The first `per_type` rows of every edit type (SynthEdits rows carry their attributes)."""
+    if rows and "Edit" not in rows[0]:
+        raise UserError("these triplets carry no attributes to score (not SynthEdits): the edit evaluation needs "
+                        "rows made by --dataset SynthEdits")
+    chosen: dict[str, list[dict]] = {}
+    for row in rows:
+        if len(chosen.setdefault(row["Edit"], [])) < per_type:
+            chosen[row["Edit"]].append(row)
+    return [r for edit in chosen.values() for r in edit]
+
+
+class EditEvaluation:
+    """The editor and the zero-shot baseline on the same triplets, scored alike."""
+
+    def __init__(self, rows: list[dict], wav_dir: Path, mel_cfg: MelConfig, batch_size: int = 16, seed: int = 0) -> None:
+        self.rows, self.batch, self.seed = rows, batch_size, seed
+        self.scorer = EditScorer(mel_cfg)
+        read = lambda uid: load_audio(wav_dir / f"{uid}.wav", mel_cfg.sample_rate)  # noqa: E731
+        self.inputs = [read(r["Source"]) for r in rows]
+        self.outputs = [read(r["Uid"]) for r in rows]
+
+    def score(self, edited: list[np.ndarray]) -> dict[str, dict[str, float]]:
+        scores = [self.scorer(r, e, i, o) for r, e, i, o in zip(self.rows, edited, self.inputs, self.outputs)]
+        return summarise(self.rows, scores)
+
+    def batches(self, make) -> tuple[list[np.ndarray], float]:
+        """make(rows, inputs, seed) -> TTAOutput for each batch; the edited waveforms and seconds per clip."""
+        wavs, t0 = [], time.perf_counter()
+        for start in tqdm(range(0, len(self.rows), self.batch), desc="edit", unit="batch"):
+            out = make(self.rows[start: start + self.batch], self.inputs[start: start + self.batch], self.seed + start)
+            wavs.extend(w.numpy() for w in out.wav)
+        return wavs, (time.perf_counter() - t0) / len(self.rows)
+
+    def editor(self, pipe, **kwargs) -> dict:
+        wavs, sec = self.batches(lambda rows, inputs, seed: pipe(inputs, [r["Caption"] for r in rows], seed=seed, **kwargs))
+        return {"scores": self.score(wavs), "seconds_per_clip": sec}
+
+    def zero_shot(self, pipe, strengths: tuple[float, ...] = STRENGTHS) -> dict:
+        """Audio-to-audio editing prompted with a caption of the wanted output, per strength; and per edit type
+        the strength with the highest success + kept."""
+        from models.tta.audioldm.editing import Edit
+
+        runs = {}
+        for s in strengths:
+            wavs, sec = self.batches(lambda rows, inputs, seed, s=s: pipe([r["OutputCaption"] for r in rows], seed=seed,
+                                                                         edit=Edit(inputs, strength=s, source="the triplet's input")))
+            runs[s] = {"scores": self.score(wavs), "seconds_per_clip": sec}
+        best = {}
+        for edit in runs[strengths[0]]["scores"]:
+            s = max(strengths, key=lambda s: runs[s]["scores"][edit]["success"] + runs[s]["scores"][edit]["kept"])
+            best[edit] = {"strength": s, **runs[s]["scores"][edit]}
+        return {"per_strength": {str(s): r for s, r in runs.items()}, "best": best}
