@@ -58,32 +58,31 @@ class EditScorer:
     def __call__(self, row: dict, edited: np.ndarray, truth_input: np.ndarray, truth_output: np.ndarray) -> EditScore:
         """Score `edited` (a waveform) as the edit of `row`, whose input and output clips are given."""
         edit, want = row["Edit"], row["Output"]
-        mel = self.logmel(edited)
-        n = min(mel.shape[1], self.logmel(truth_output).shape[1])
-        mel = mel[:, :n]
+        mel, mel_in, mel_out = (self.logmel(w) for w in (edited, truth_input, truth_output))
+        n = min(m.shape[1] for m in (mel, mel_in, mel_out))
+        mel, mel_in, mel_out = mel[:, :n], mel_in[:, :n], mel_out[:, :n]
         got = self.attributes(mel)
         kept_all = all(got[k] == want[k] for k in KEYS)
         if edit in EDITED_ATTRIBUTE:
             attr = EDITED_ATTRIBUTE[edit]
             return EditScore(got[attr] == want[attr], all(got[k] == want[k] for k in KEYS if k != attr))
         if edit in ("add", "drop"):
-            with_other, without = (truth_output, truth_input) if edit == "add" else (truth_input, truth_output)
-            p_with, p_without = (np.exp(2 * self.logmel(w)[:, :n]).mean(axis=1) for w in (with_other, without))
+            with_other, without = (mel_out, mel_in) if edit == "add" else (mel_in, mel_out)
+            p_with, p_without = (np.exp(2 * m).mean(axis=1) for m in (with_other, without))
             bands = 10 * np.log10((p_with + 1e-12) / (p_without + 1e-12)) > SOURCE_MARGIN_DB
             level = lambda m: _db(np.exp(2 * m[bands]).mean())  # noqa: E731
-            present = level(mel) > (level(self.logmel(with_other)[:, :n]) + level(self.logmel(without)[:, :n])) / 2
+            present = level(mel) > (level(with_other) + level(without)) / 2
             if edit == "add":
                 masked = mel.copy()
                 masked[bands] = mel.min()
                 return EditScore(present, all(a == want[k] for k, a in self.attributes(masked).items()))
             return EditScore(not present, kept_all)
-        truth = self.logmel(truth_output)[:, :n]
         if edit == "inpaint":
             frames = slice(*(int(s * self.cfg.sample_rate / self.cfg.hop_length) for s in row["Span"]))
             region = (slice(None), frames)
         else:  # super_resolution
             region = (self.centres >= SUPER_RESOLUTION_HZ, slice(None))
-        diff = _db(np.exp(2 * mel[region]).mean()) - _db(np.exp(2 * truth[region]).mean())
+        diff = _db(np.exp(2 * mel[region]).mean()) - _db(np.exp(2 * mel_out[region]).mean())
         return EditScore(abs(diff) <= LEVEL_TOLERANCE_DB, kept_all)
 
 

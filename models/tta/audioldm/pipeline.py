@@ -290,12 +290,7 @@ class TTAPipeline:
         best of each prompt's candidates."""
         if not prompts or any(not p.strip() for p in prompts):
             raise UserError("empty prompt: give a non-empty --text")
-        num_steps = int(self.defaults["num_steps"] if num_steps is None else num_steps)
-        guidance = float(self.defaults["guidance_scale"] if guidance_scale is None else guidance_scale)
-        if num_steps < 1:
-            raise UserError(f"--num_steps must be at least 1, got {num_steps}")
-        if not math.isfinite(guidance) or guidance < 0:
-            raise UserError(f"--guidance_scale must be a finite number >= 0, got {guidance}")
+        num_steps, (guidance,) = self.sampling_options(num_steps, guidance_scale=guidance_scale)
         if num_candidates < 1 or (num_candidates > 1 and scorer is None):
             raise UserError("--num_candidates above 1 needs a scorer (--clap DIR)" if num_candidates > 1 else "--num_candidates must be at least 1")
         sampler = sampler or self.defaults["sampler"]
@@ -329,6 +324,17 @@ class TTAPipeline:
             out = keep_best(out, scorer, self.mel_cfg.sample_rate, num_candidates)
             timings["scoring"] = time.perf_counter() - clock - sum(timings.values())
         return out
+
+    def sampling_options(self, num_steps: int | None, **scales: float | None) -> tuple[int, tuple[float, ...]]:
+        """The step count and guidance scales of a call, the pipeline's defaults where None, checked."""
+        num_steps = int(self.defaults["num_steps"] if num_steps is None else num_steps)
+        if num_steps < 1:
+            raise UserError(f"--num_steps must be at least 1, got {num_steps}")
+        values = tuple(float(self.defaults[k] if v is None else v) for k, v in scales.items())
+        for name, value in zip(scales, values):
+            if not math.isfinite(value) or value < 0:
+                raise UserError(f"--{name} must be a finite number >= 0, got {value}")
+        return num_steps, values
 
     def condition(self, prompts: list[str], negative_prompt: str | None, guidance: float) -> dict[str, torch.Tensor]:
         """The U-Net's text inputs, encoded once per call: with guidance the CFG batch [unconditional | conditional]."""

@@ -11,7 +11,6 @@ U-Net also reads the source clip's latent, and classifier-free guidance runs on 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -69,14 +68,7 @@ class EditorPipeline(TTAPipeline):
         with seed + i."""
         if not instructions or any(not p.strip() for p in instructions):
             raise UserError("empty instruction: give a non-empty --instruction")
-        num_steps = int(self.defaults["num_steps"] if num_steps is None else num_steps)
-        scales = tuple(float(self.defaults[k] if v is None else v) for k, v in
-                       (("guidance_scale", guidance_scale), ("source_guidance_scale", source_guidance_scale)))
-        if num_steps < 1:
-            raise UserError(f"--num_steps must be at least 1, got {num_steps}")
-        for name, value in zip(("--guidance_scale", "--source_guidance_scale"), scales):
-            if not math.isfinite(value) or value < 0:
-                raise UserError(f"{name} must be a finite number >= 0, got {value}")
+        num_steps, scales = self.sampling_options(num_steps, guidance_scale=guidance_scale, source_guidance_scale=source_guidance_scale)
         sched = make_sampler(sampler or self.defaults["sampler"], self.noise_scheduler)
         sched.set_timesteps(num_steps, device=self.device)
         n = len(instructions)
