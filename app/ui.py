@@ -67,14 +67,7 @@ class App:
                    sampler=sampler, seed=seed, duration=duration,
                    num_samples=int(num_samples), progress=True, edit=edit)
         seconds = time.perf_counter() - t0
-        folder = Path(tempfile.mkdtemp(dir=self.out_root))
-        wavs, pngs = [], []
-        for i, (wav, mel) in enumerate(zip(out.wav, out.mel)):
-            stem = f"{i:02d}_{slugify(prompt)}"
-            save_wav(folder / f"{stem}.wav", wav.numpy(), pipe.mel_cfg.sample_rate)
-            save_mel_png(folder / f"{stem}.png", mel.numpy(), prompt)
-            wavs.append(str(folder / f"{stem}.wav"))
-            pngs.append(str(folder / f"{stem}.png"))
+        wavs, pngs = self.save(out, prompt, pipe.mel_cfg.sample_rate)
         command = [*INFERENCE, "--checkpoint_path", model, "--text", prompt.strip(), "--seed", str(seed), "--num_samples", str(int(num_samples))]
         command += (["--sampler", sampler] if sampler else []) + (["--num_steps", str(steps)] if steps else [])
         command += ["--guidance_scale", f"{guidance:g}"] if guidance is not None else []
@@ -83,6 +76,18 @@ class App:
         info = (f"{len(wavs)} clip(s) of {out.seconds:.2f} s in {seconds:.1f} s (seeds {out.seeds[0]}..{out.seeds[-1]}).\n\n"
                 f"Reproduce:\n```\n{shlex.join(command)}\n```")
         return self.results(wavs, pngs, info)
+
+    def save(self, out, title: str, sample_rate: int) -> tuple[list[str], list[str]]:
+        """A result's clips as wav files and mel images in a new folder; their paths."""
+        folder = Path(tempfile.mkdtemp(dir=self.out_root))
+        wavs, pngs = [], []
+        for i, (wav, mel) in enumerate(zip(out.wav, out.mel)):
+            stem = folder / f"{i:02d}_{slugify(title)}"
+            save_wav(f"{stem}.wav", wav.numpy(), sample_rate)
+            save_mel_png(f"{stem}.png", mel.numpy(), title)
+            wavs.append(f"{stem}.wav")
+            pngs.append(f"{stem}.png")
+        return wavs, pngs
 
     @staticmethod
     def results(wavs: list[str], pngs: list[str], info: str) -> tuple:
@@ -107,16 +112,13 @@ class App:
                    num_steps=None if steps is None else int(steps), guidance_scale=guidance,
                    source_guidance_scale=source_guidance, sampler=sampler, progress=True)
         seconds = time.perf_counter() - t0
-        folder = Path(tempfile.mkdtemp(dir=self.out_root))
-        stem = f"00_{slugify(instruction)}"
-        save_wav(folder / f"{stem}.wav", out.wav[0].numpy(), pipe.mel_cfg.sample_rate)
-        save_mel_png(folder / f"{stem}.png", out.mel[0].numpy(), instruction)
+        wavs, pngs = self.save(out, instruction, pipe.mel_cfg.sample_rate)
         command = [*EDIT, "--checkpoint_path", editor, "--audio", Path(init_audio).name, "--instruction", instruction.strip(), "--seed", str(seed)]
         command += (["--sampler", sampler] if sampler else []) + (["--num_steps", str(int(steps))] if steps else [])
         command += ["--guidance_scale", f"{guidance:g}"] if guidance is not None else []
         command += ["--source_guidance_scale", f"{source_guidance:g}"] if source_guidance is not None else []
         info = f"1 edit of {out.seconds:.2f} s in {seconds:.1f} s.\n\nReproduce:\n```\n{shlex.join(command)}\n```"
-        return self.results([str(folder / f"{stem}.wav")], [str(folder / f"{stem}.png")], info)
+        return self.results(wavs, pngs, info)
 
     def edit(self, model, lora, lora_scale, init_audio, mode, prompt, strength, spans, duration, cutoff, sampler, steps,
              guidance, seed, num_samples):

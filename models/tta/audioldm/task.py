@@ -142,6 +142,22 @@ class AudioLDMTask(Task):
         self.sampler = dict(self.init["sampler"]) if self.init else sampler_defaults(m.sampler)
 
     def build(self):
+        unet = self.build_unet()
+        check_context_dim(unet, self.text.hidden_size, self.text.cfg.name_or_path, self.text.cfg.output)
+        self.noise_scheduler = build_noise_scheduler(self.schedule)
+        self.modules = {"unet": unet}
+        self.optimizers = {"unet": self.adam(unet, lr_scales=self.unet_lr_scales())}
+        if self.text.cfg.trainable:
+            self.modules["text"] = self.text.model
+            self.optimizers["text"] = self.adam(self.text.model)
+        return self.modules, self.optimizers
+
+    def unet_lr_scales(self) -> dict[str, float]:
+        """Learning-rate multiples for U-Net parameters by name prefix (none: one rate for all)."""
+        return {}
+
+    def build_unet(self):
+        """The text encoder (as self.text) and the U-Net to train: the export's when fine-tuning, else a new one."""
         if self.init:  # fine-tuning: the export's own text encoder (frozen unless configured) and U-Net
             root = Path(self.init["dir"])
             text_cfg = TextEncoderConfig(**{**self.init["text_encoder"], "name_or_path": str(root / "text_encoder"),
@@ -154,14 +170,7 @@ class AudioLDMTask(Task):
             self.text = TextEncoder(self.cfg.text_encoder).to(self.accelerator.device)
             projected = self.text.cfg.output == "projected"  # AudioLDM's global text vector
             unet = build_unet(self.cfg.unet, self.vae.config.latent_channels, self.text.hidden_size if projected else None)
-        check_context_dim(unet, self.text.hidden_size, self.text.cfg.name_or_path, self.text.cfg.output)
-        self.noise_scheduler = build_noise_scheduler(self.schedule)
-        self.modules = {"unet": unet}
-        self.optimizers = {"unet": self.adam(unet)}
-        if self.text.cfg.trainable:
-            self.modules["text"] = self.text.model
-            self.optimizers["text"] = self.adam(self.text.model)
-        return self.modules, self.optimizers
+        return unet
 
     # ---- data ----------------------------------------------------------------------------------
     def datasets(self):

@@ -54,14 +54,14 @@ class AuditTask(AudioLDMTask):
         super().__init__(cfg, accelerator)
         self.sampler = editor_defaults(cfg.model.sampler)
 
-    def build(self):
-        super().build()
-        unet = editor_unet(self.modules["unet"])
+    def build_unet(self):
+        unet = editor_unet(super().build_unet())
         if self.cfg.unet.channels_last:
             unet.to(memory_format=torch.channels_last)
-        self.modules["unet"] = unet
-        self.optimizers["unet"] = self.adam(unet, lr_scales={"conv_in.": self.cfg.model.source_lr_scale})
-        return self.modules, self.optimizers
+        return unet
+
+    def unet_lr_scales(self) -> dict[str, float]:
+        return {"conv_in.": self.cfg.model.source_lr_scale}
 
     def datasets(self):
         splits = super().datasets()
