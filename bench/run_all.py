@@ -114,9 +114,9 @@ def case_prepare(work: Path, size: str) -> list[dict]:
 def case_matmul(work: Path, size: str) -> list[dict]:
     import torch
 
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    sec = timed(lambda i: a @ b, 10)
-    return [row("matmul fp32 2048^2 (ceiling)", "-", f"{torch.get_num_threads()} threads", 2 * 2048**3 / sec / 1e9, "GFLOP/s")]
+    from utils.machine import matmul_gflops
+
+    return [row("matmul fp32 2048^2 (ceiling)", "-", f"{torch.get_num_threads()} threads", matmul_gflops(), "GFLOP/s")]
 
 
 def case_vae(work: Path, size: str) -> list[dict]:

@@ -159,33 +159,40 @@ def synthesize(attrs: Attributes, seconds: float, sample_rate: int, seed: int) -
 # -------------------------------------------------------------------------------------------- captions
 
 NOUNS = {
-    "tone": (["tone", "beep", "pure tone"], ["sine wave tone"]),
-    "buzz": (["buzzing", "buzz", "buzzer"], ["electric buzzing"]),
-    "noise": (["hiss", "noise", "static"], ["rushing noise"]),
-    "bell": (["bell", "chime"], ["ringing bell"]),
-    "drum": (["drum", "knocking", "tapping"], ["drum beat"]),
+    "tone": (["tone", "beep", "pure tone"], ["sine wave tone", "electronic tone"]),
+    "buzz": (["buzzing", "buzz", "buzzer"], ["electric buzzing", "droning buzz"]),
+    "noise": (["hiss", "noise", "static"], ["rushing noise", "white noise"]),
+    "bell": (["bell", "chime"], ["ringing bell", "small bell"]),
+    "drum": (["drum", "knocking", "tapping"], ["drum beat", "drumming"]),
 }
 PITCH_WORDS = {
-    "low": (["low", "low pitched", "deep", "rumbling", "booming", "low frequency"], ["bass"]),
+    "low": (["low", "low pitched", "deep", "rumbling", "booming", "low frequency"], ["bass", "very low"]),
     "medium": (
-        ["medium pitched", "mid range", "moderately pitched", "medium", "mid frequency", "moderate"], ["middle pitched"]
+        ["medium pitched", "mid range", "moderately pitched", "medium", "mid frequency", "moderate"],
+        ["middle pitched", "mid-pitched"],
     ),
-    "high": (["high", "high pitched", "shrill", "squeaky", "high frequency", "sharp"], ["piercing high"]),
+    "high": (["high", "high pitched", "shrill", "squeaky", "high frequency", "sharp"], ["piercing high", "very high"]),
 }
-_PATTERN_PHRASES = {
-    "continuous": (["plays steadily", "sounds continuously", "is sustained"], ["goes on without a break"]),
-    "pulses": (["repeats several times", "sounds in short bursts", "pulses repeatedly"], ["comes and goes rhythmically"]),
-    "rising": (["rises in pitch", "sweeps upward", "gets higher"], ["climbs upward in pitch"]),
-    "falling": (["falls in pitch", "sweeps downward", "drops in pitch"], ["slides down in pitch"]),
+PATTERN_PHRASES = {
+    "continuous": (["plays steadily", "sounds continuously", "is sustained"], ["goes on without a break", "holds steady throughout"]),
+    "pulses": (
+        ["repeats several times", "sounds in short bursts", "pulses repeatedly"],
+        ["comes and goes rhythmically", "starts and stops over and over"],
+    ),
+    "rising": (["rises in pitch", "sweeps upward", "gets higher"], ["climbs upward in pitch", "goes up in pitch"]),
+    "falling": (["falls in pitch", "sweeps downward", "drops in pitch"], ["slides down in pitch", "goes down in pitch"]),
 }
-_PULSE_PHRASES = {
-    "bell": (["rings several times", "chimes repeatedly"], ["is struck again and again"]),
-    "drum": (["hits repeatedly", "knocks several times"], ["is struck again and again"]),
+PULSE_PHRASES = {
+    "bell": (["rings several times", "chimes repeatedly"], ["is struck again and again", "tolls over and over"]),
+    "drum": (["hits repeatedly", "knocks several times"], ["is struck again and again", "beats over and over"]),
 }
 _FRAMES = (
     ["A {adj} {noun} {vp}", "{Adj} {noun} {vp}", "There is a {adj} {noun} that {vp}"],
-    ["We hear a {adj} {noun} which {vp}", "In the recording a {adj} {noun} {vp}"],
+    ["We hear a {adj} {noun} which {vp}", "In the recording a {adj} {noun} {vp}", "You can hear a {adj} {noun} that {vp}"],
 )
+# A test caption already used is redrawn up to this many times, so the test prompts are distinct sentences
+# (24-48 held-out phrasings per attribute combination; the demo's 150 test clips give 150 distinct captions).
+DISTINCT_TEST_DRAWS = 20
 
 
 def caption(attrs: Attributes, rng: np.random.Generator, heldout: bool = False,
@@ -200,7 +207,7 @@ def caption(attrs: Attributes, rng: np.random.Generator, heldout: bool = False,
 
     # a struck sound's own pulse verbs ("rings", "knocks") name its type; with a new noun, the noun alone should
     typed = attrs.pattern == "pulses" and nouns is None
-    phrases = _PULSE_PHRASES.get(attrs.sound_type, _PATTERN_PHRASES["pulses"]) if typed else _PATTERN_PHRASES[attrs.pattern]
+    phrases = PULSE_PHRASES.get(attrs.sound_type, PATTERN_PHRASES["pulses"]) if typed else PATTERN_PHRASES[attrs.pattern]
     adj = pick(PITCH_WORDS[attrs.pitch])
     text = pick(_FRAMES).format(adj=adj, Adj=adj.capitalize(), noun=pick(nouns or NOUNS[attrs.sound_type]), vp=pick(phrases))
     return text
@@ -235,9 +242,17 @@ def plan_corpus(num_clips: int, seed: int, valid_ratio: float, test_ratio: float
     for rank, idx in enumerate(order):
         splits[int(idx)] = "test" if rank < n_test else "valid" if rank < n_test + n_valid else "train"
     out = []
+    used_test: set[str] = set()
     for i, (attrs, clip_seed) in enumerate(clips):
         split = splits[i]
-        text = caption(attrs, np.random.default_rng(clip_seed + 1), heldout=split == "test")
+        rng = np.random.default_rng(clip_seed + 1)
+        text = caption(attrs, rng, heldout=split == "test")
+        if split == "test":
+            for _ in range(DISTINCT_TEST_DRAWS):
+                if text not in used_test:
+                    break
+                text = caption(attrs, rng, heldout=True)
+            used_test.add(text)
         out.append(SynthClip(f"synthcaps_{i:06d}", split, attrs, text, clip_seed))
     return out
 

@@ -336,3 +336,17 @@ def test_full_config_builds_what_its_comments_say():
     heads = {(m.heads, m.to_q.in_features // m.heads) for m in unet.modules() if isinstance(m, Attention)}
     assert {h for h, _ in heads} == {8} and {d for _, d in heads} == {32, 64, 128}
     assert (cfg.model.sampler["name"], cfg.model.sampler["num_steps"]) == ("dpm++", 25)
+
+
+def test_demo_config_builds_what_its_comments_say():
+    """exp_config_synthcaps.json: cross-attention at the two lowest levels (32x8 and 16x4 latent cells), 4 heads of
+    16 and 32 channels there (not 32 heads of 2-4 channels, which made attending at 32x8 cost 1 s a step)."""
+    from diffusers.models.attention_processor import Attention
+
+    from models.tta.audioldm.model import build_unet
+
+    cfg, _ = load_config("egs/tta/audioldm/exp_config_synthcaps.json", AudioLDMTask.Config, [])
+    unet = build_unet(cfg.unet, 8)
+    heads = {(m.heads, m.to_q.in_features // m.heads) for m in unet.modules() if isinstance(m, Attention)}
+    assert heads == {(4, 16), (4, 32)}
+    assert [type(b).__name__ for b in unet.down_blocks] == ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]

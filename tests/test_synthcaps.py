@@ -86,7 +86,15 @@ def test_captions_name_the_attributes_and_test_uses_heldout_phrasing():
         assert any(w in c.caption.lower() for w in pitch_words[c.attrs.pitch]), c
     train_text = " ".join(c.caption for c in clips if c.split != "test")
     test_caps = [c.caption for c in clips if c.split == "test"]
-    assert all(c.startswith(("We hear", "In the recording")) for c in test_caps)
-    for heldout in ("We hear", "In the recording", "bass", "middle pitched", "piercing", "rushing noise", "climbs upward"):
+    assert all(c.startswith(("We hear", "In the recording", "You can hear")) for c in test_caps)
+    for heldout in ("We hear", "In the recording", "You can hear", "bass", "very", "middle pitched", "mid-pitched",
+                    "piercing", "rushing noise", "white noise", "droning", "climbs upward", "goes up", "goes down", "over and over"):
         assert heldout not in train_text, heldout
     assert set(SOUND_TYPES) == {c.attrs.sound_type for c in clips if c.split == "test"}
+
+
+def test_test_captions_are_distinct_sentences():
+    """The demo corpus's 150 test clips give 150 different held-out prompts (120 are evaluated)."""
+    clips = plan_corpus(3000, 1234, 0.05, 0.05)
+    test_caps = [c.caption for c in clips if c.split == "test"]
+    assert len(test_caps) == 150 and len(set(test_caps)) == 150

@@ -1,0 +1,144 @@
+"""Why does the demo model miss temporal patterns? Three measurements, each ruling a cause in or out.
+
+  python bench/pattern_diagnostics.py vae --vae ckpts/tta/autoencoderkl_synthcaps     # can the VAE carry patterns?
+  python bench/pattern_diagnostics.py text --ldm ckpts/tta/audioldm_synthcaps        # does the text say them?
+  python bench/pattern_diagnostics.py generated exp/demo/generated                   # what comes out instead?
+
+vae: the SynthCaps analyser on the test clips' own mels and on their VAE round trips (mel analysed directly, and
+through Griffin-Lim as generation does): the most any generated pattern can reach.
+text: a ridge linear probe on the export's text encoder (masked-mean token states, the vector `pooled_text`
+feeds the U-Net) fitted on the training captions and scored on the held-out test captions, per attribute and
+per held-out pattern phrase: which phrasings the frozen encoder places with their training paraphrases.
+generated: the pattern confusion of an evaluated generation folder (its eval.json) with the analyser's glide
+(octaves/s; SynthCaps glides are +-0.26, the threshold 0.13) and silent-gap share (pulses > 0.1) per prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from evaluation.attributes import AttributeAnalyser
+from models.tta.autoencoderkl.model import image_to_mel, load_vae_export, mel_to_image
+from models.vocoder.griffinlim import GriffinLim
+from preprocessors.synthcaps import PATTERN_PHRASES, PATTERNS, PULSE_PHRASES
+from utils.cli import quiet_libraries
+
+PROCESSED = Path("data/processed/SynthCaps")
+
+
+def share(hits: list[bool]) -> str:
+    return f"{sum(hits)}/{len(hits)} ({100 * sum(hits) / max(1, len(hits)):.0f}%)"
+
+
+def vae_ceiling(vae_path: str, split: str) -> None:
+    vae, mel_cfg, _ = load_vae_export(vae_path)
+    vae.eval()
+    analyse, vocoder = AttributeAnalyser(mel_cfg), GriffinLim(mel_cfg)
+    rows = json.loads((PROCESSED / f"{split}.json").read_text())
+    hits: dict[tuple[str, str], list[bool]] = collections.defaultdict(list)
+    for start in range(0, len(rows), 25):
+        chunk = rows[start: start + 25]
+        mel = torch.stack([torch.from_numpy(np.load(PROCESSED / "mel" / f"{r['Uid']}.npy")) for r in chunk]).float()
+        with torch.no_grad():
+            rec = image_to_mel(vae.decode(vae.encode(mel_to_image(mel)).latent_dist.mode()).sample)
+        views = {"clip mel": [analyse.mel_features(m.numpy()) for m in mel],
+                 "VAE round trip, mel": [analyse.mel_features(m.numpy()) for m in rec],
+                 "VAE round trip, Griffin-Lim": [analyse.features(w) for w in vocoder(rec)]}
+        for view, feats in views.items():
+            for r, f in zip(chunk, feats):
+                got = analyse.classify(f)
+                hits[(view, r["Attributes"]["pattern"])].append(got["pattern"] == r["Attributes"]["pattern"])
+                hits[(view, "sound type")].append(got["sound_type"] == r["Attributes"]["sound_type"])
+    print(f"analyser on {len(rows)} {split} clips: pattern right per pattern, and sound type")
+    for view in ("clip mel", "VAE round trip, mel", "VAE round trip, Griffin-Lim"):
+        print(f"  {view:<28}" + "  ".join(f"{k} {share(hits[(view, k)])}" for k in (*PATTERNS, "sound type")))
+
+
+def text_probe(ldm_path: str) -> None:
+    from models.tta.audioldm.pipeline import TTAPipeline
+
+    text = TTAPipeline.from_experiment(ldm_path).text
+    splits = {s: json.loads((PROCESSED / f"{s}.json").read_text()) for s in ("train", "test")}
+
+    def mean_states(rows: list[dict]) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(rows), 100):
+                states, mask = text.encode([r["Caption"] for r in rows[start: start + 100]])
+                out.append(((states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)).numpy())
+        return np.c_[np.concatenate(out), np.ones(len(rows))]
+
+    x = {s: mean_states(rows) for s, rows in splits.items()}
+    print("ridge probe on the masked-mean text states, fitted on train captions, scored on held-out test captions")
+    for attr in ("sound_type", "pitch", "pattern"):
+        labels = sorted({r["Attributes"][attr] for r in splits["train"]})
+        y = np.eye(len(labels))[[labels.index(r["Attributes"][attr]) for r in splits["train"]]]
+        w = np.linalg.solve(x["train"].T @ x["train"] + 0.1 * np.eye(x["train"].shape[1]), x["train"].T @ y)
+        right = [labels[p] == r["Attributes"][attr] for p, r in zip((x["test"] @ w).argmax(1), splits["test"])]
+        print(f"  {attr:<11}{share(right)}")
+        if attr == "pattern":
+            by_phrase: dict[str, list[bool]] = collections.defaultdict(list)
+            for r, ok in zip(splits["test"], right):
+                by_phrase[phrase_of(r["Caption"])].append(ok)
+            for phrase, oks in sorted(by_phrase.items()):
+                print(f"    {phrase:<34}{share(oks)}")
+
+
+def phrase_of(caption: str) -> str:
+    """The pattern phrase a caption ends with (SynthCaps captions end with it)."""
+    phrases = [p for table in (PATTERN_PHRASES, PULSE_PHRASES) for options in table.values() for p in options[0] + options[1]]
+    return max((p for p in phrases if caption.endswith(p)), key=len, default="?")
+
+
+def generated(folder: Path) -> None:
+    per_clip = json.loads((folder / "eval.json").read_text())["per_clip"]
+    analyse = AttributeAnalyser()
+    confusion: collections.Counter = collections.Counter()
+    stats: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+    for r in per_clip:
+        want, got = r["expected"]["pattern"], r["measured"]["pattern"]
+        confusion[(want, got)] += 1
+        wav, _ = sf.read(folder / r["wav"], dtype="float32")
+        f = analyse.features(wav)
+        stats[want].append((f.glide, f.gap_frac))
+    print(f"{len(per_clip)} clips: rows asked for, columns heard")
+    print(f"  {'':<12}" + "".join(f"{p:>12}" for p in PATTERNS) + "   |glide| median  gaps > 0.1")
+    for want in PATTERNS:
+        s = np.array(stats[want]) if stats[want] else np.zeros((0, 2))
+        gaps = share(list(s[:, 1] > 0.1)) if len(s) else "-"
+        glide = f"{np.median(np.abs(s[:, 0])):.2f}" if len(s) else "-"
+        print(f"  {want:<12}" + "".join(f"{confusion[(want, got)]:>12}" for got in PATTERNS) + f"   {glide:>14}  {gaps}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    v = sub.add_parser("vae", help="the analyser on clips and their VAE round trips")
+    v.add_argument("--vae", default="ckpts/tta/autoencoderkl_synthcaps")
+    v.add_argument("--split", default="test")
+    t = sub.add_parser("text", help="a linear probe of the text encoder, train -> held-out captions")
+    t.add_argument("--ldm", default="ckpts/tta/audioldm_synthcaps")
+    g = sub.add_parser("generated", help="pattern confusion, glides and gaps of an evaluated generation folder")
+    g.add_argument("folder", type=Path)
+    args = p.parse_args()
+    quiet_libraries()
+    torch.set_grad_enabled(False)
+    if args.what == "vae":
+        vae_ceiling(args.vae, args.split)
+    elif args.what == "text":
+        text_probe(args.ldm)
+    else:
+        generated(args.folder)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
