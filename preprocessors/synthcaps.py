@@ -191,7 +191,8 @@ _FRAMES = (
     ["We hear a {adj} {noun} which {vp}", "In the recording a {adj} {noun} {vp}", "You can hear a {adj} {noun} that {vp}"],
 )
 # A test caption already used is redrawn up to this many times, so the test prompts are distinct sentences
-# (24-48 held-out phrasings per attribute combination; the demo's 150 test clips give 150 distinct captions).
+# (3 frames x 2 pitch words x 2 nouns x 2 pattern phrases = 24 held-out phrasings per attribute combination;
+# the demo corpus's 150 test clips give 150 distinct captions).
 DISTINCT_TEST_DRAWS = 20
 
 
