@@ -1,9 +1,7 @@
 """The machine's fp32 matrix-multiply ceiling: speed figures are only comparable beside it.
 
-  python -m utils.machine    # prints e.g. "fp32 matmul ceiling: 187 GFLOP/s (2 threads)"
-
-The demo prints it next to its wall time and the benchmark table has it as a row, because machines of one
-class differ (two 2-core machines of ours measured 187 and 374 GFLOP/s).
+`bins/tta/machine_ceiling.py` and the demo print it next to wall times, the benchmark table has it as a row,
+because machines of one class differ (two 2-core machines of ours measured 187 and 374 GFLOP/s).
 """
 
 from __future__ import annotations
@@ -27,7 +25,3 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
 
 def describe() -> str:
     return f"fp32 matmul ceiling: {matmul_gflops():.0f} GFLOP/s ({torch.get_num_threads()} threads)"
-
-
-if __name__ == "__main__":
-    print(describe())

@@ -30,7 +30,7 @@ stage 1/7 "environment (.venv with CPU torch and requirements)"
 bash tools/setup_env.sh
 export PATH="$root/.venv/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHON="$root/.venv/bin/python"
 
-python -m utils.machine  # speed figures are comparable only beside the machine's ceiling
+python bins/tta/machine_ceiling.py  # speed figures are comparable only beside the machine's ceiling
 stage 2/7 "generate and prepare SynthCaps"
 sh egs/tta/prepare/run_prepare.sh --dataset SynthCaps --processed_dir "$processed"
 
@@ -63,7 +63,7 @@ python bins/tta/report.py --generated "$out/generated" --reference "$processed/S
   --vae "ckpts/tta/$vae_exp" --experiments "ckpts/tta/$vae_exp" "ckpts/tta/$ldm_exp" \
   --note "SynthCaps demo: $num_prompts held-out test prompts (phrasings never seen in training), DPM-Solver++ 25 steps, guidance 3, Griffin-Lim vocoder."
 
-printf '\n==> done in %ds on a machine with an %s\n' "$(( $(date +%s) - start ))" "$(python -m utils.machine)"
+printf '\n==> done in %ds on a machine with an %s\n' "$(( $(date +%s) - start ))" "$(python bins/tta/machine_ceiling.py)"
 echo "report:        $root/$out/generated/report.html"
 echo "audio:         $root/$out/generated/"
 echo "experiments:   $root/ckpts/tta/$vae_exp  $root/ckpts/tta/$ldm_exp"
