@@ -1,14 +1,20 @@
-"""Why does the demo model miss temporal patterns? Three measurements, each ruling a cause in or out.
+"""Why does the demo model miss temporal patterns? Four measurements, each ruling a cause in or out.
 
   python bench/pattern_diagnostics.py vae --vae ckpts/tta/autoencoderkl_synthcaps     # can the VAE carry patterns?
   python bench/pattern_diagnostics.py text --ldm ckpts/tta/audioldm_synthcaps        # does the text say them?
   python bench/pattern_diagnostics.py generated exp/demo/generated                   # what comes out instead?
+  python bench/pattern_diagnostics.py denoise --ldm ckpts/tta/audioldm_synthcaps     # up to which noise level
+                                                                                      # does the U-Net see them?
 
 vae: the SynthCaps analyser on the test clips' own mels and on their VAE round trips (mel analysed directly, and
 through Griffin-Lim as generation does): the most any generated pattern can reach.
 text: a ridge linear probe on the export's text encoder (masked-mean token states, the vector `pooled_text`
 feeds the U-Net) fitted on the training captions and scored on the held-out test captions, per attribute and
 per held-out pattern phrase: which phrasings the frozen encoder places with their training paraphrases.
+denoise: real validation clips (their own, seen captions) noised to timestep t with one fixed noise draw; the
+U-Net's one-step clean estimate x0(z_t) at guidance 3, decoded, is analysed: the share of clips whose pattern
+and sound type the estimate still has, per t. Generation starts from pure noise, so a pattern the estimate
+loses at moderate t has to be invented by the sampler where the model only predicts an average.
 generated: the pattern confusion of an evaluated generation folder (its eval.json) with the analyser's glide
 (octaves/s; SynthCaps glides are +-0.26, the threshold 0.13) and silent-gap share (pulses > 0.1) per prompt.
 """
@@ -92,6 +98,48 @@ def text_probe(ldm_path: str) -> None:
                 print(f"    {phrase:<34}{share(oks)}")
 
 
+def denoise_horizon(ldm_path: str, per_kind: int, timesteps: list[int]) -> None:
+    from models.tta.audioldm.pipeline import TTAPipeline
+
+    pipe = TTAPipeline.from_experiment(ldm_path)
+    analyse = AttributeAnalyser(pipe.mel_cfg)
+    rows = json.loads((PROCESSED / "valid.json").read_text())
+    kinds = {"pulsed tone/buzz": lambda a: a["pattern"] == "pulses" and a["sound_type"] in ("tone", "buzz"),
+             "bell": lambda a: a["sound_type"] == "bell", "drum": lambda a: a["sound_type"] == "drum",
+             "glide": lambda a: a["pattern"] in ("rising", "falling"), "continuous": lambda a: a["pattern"] == "continuous"}
+    picked = {k: [r for r in rows if want(r["Attributes"])][:per_kind] for k, want in kinds.items()}
+    clips = [r for group in picked.values() for r in group]
+    z0 = torch.cat([pipe.encode_audio([sf.read(PROCESSED / "wav" / f"{r['Uid']}.wav", dtype="float32")[0]],
+                                      pipe.mel_cfg.target_frames) for r in clips])
+    noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
+    cond = pipe.condition([r["Caption"] for r in clips], None, 3.0)
+    alphas = pipe_alphas(pipe)
+    v_pred = pipe.noise_scheduler.get("prediction_type") == "v_prediction"
+    print(f"{len(clips)} valid clips, one-step clean estimate at guidance 3: pattern right / sound type right")
+    print(f"  {'t':>5}  " + "".join(f"{k:>22}" for k in picked))
+    for t in timesteps:
+        a = alphas[t]
+        zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+        pred = pipe.predict(zt, torch.tensor(t), cond, 3.0)
+        x0 = a.sqrt() * zt - (1 - a).sqrt() * pred if v_pred else (zt - (1 - a).sqrt() * pred) / a.sqrt()
+        got = [analyse.classify(analyse.mel_features(m.numpy())) for m in pipe.decode(x0)]
+        cells, i = [], 0
+        for group in picked.values():
+            g = got[i: i + len(group)]
+            pattern = sum(o["pattern"] == r["Attributes"]["pattern"] for o, r in zip(g, group))
+            sound = sum(o["sound_type"] == r["Attributes"]["sound_type"] for o, r in zip(g, group))
+            cells.append(f"{pattern}/{len(group)} / {sound}/{len(group)}")
+            i += len(group)
+        print(f"  {t:>5}  " + "".join(f"{c:>22}" for c in cells))
+
+
+def pipe_alphas(pipe) -> torch.Tensor:
+    """The training schedule's cumulative alphas (the sampler is built from the same schedule)."""
+    from models.tta.audioldm.pipeline import make_sampler
+
+    return make_sampler("ddpm", pipe.noise_scheduler).alphas_cumprod
+
+
 def phrase_of(caption: str) -> str:
     """The pattern phrase a caption ends with (SynthCaps captions end with it)."""
     phrases = [p for table in (PATTERN_PHRASES, PULSE_PHRASES) for options in table.values() for p in options[0] + options[1]]
@@ -126,6 +174,10 @@ def main() -> int:
     v.add_argument("--split", default="test")
     t = sub.add_parser("text", help="a linear probe of the text encoder, train -> held-out captions")
     t.add_argument("--ldm", default="ckpts/tta/audioldm_synthcaps")
+    d = sub.add_parser("denoise", help="pattern and type of the U-Net's clean estimate of noised real clips, per t")
+    d.add_argument("--ldm", default="ckpts/tta/audioldm_synthcaps")
+    d.add_argument("--per_kind", type=int, default=10, help="validation clips per kind (pulsed, bell, drum, ...)")
+    d.add_argument("--timesteps", type=int, nargs="+", default=[100, 300, 500, 600, 700, 800, 900])
     g = sub.add_parser("generated", help="pattern confusion, glides and gaps of an evaluated generation folder")
     g.add_argument("folder", type=Path)
     args = p.parse_args()
@@ -135,6 +187,8 @@ def main() -> int:
         vae_ceiling(args.vae, args.split)
     elif args.what == "text":
         text_probe(args.ldm)
+    elif args.what == "denoise":
+        denoise_horizon(args.ldm, args.per_kind, args.timesteps)
     else:
         generated(args.folder)
     return 0

@@ -125,12 +125,18 @@ def case_vae(work: Path, size: str) -> list[dict]:
     from utils.config import load_config
 
     batch_size, steps = SIZES[size]["batch"], SIZES[size]["steps"]
-    cfg, res = load_config(SIZES[size]["vae"], AutoencoderKLTask.Config, common_sets(work, size, batch_size) + ["loss.disc_start=0"])
-    trainer = Trainer(AutoencoderKLTask, cfg, res, "bench_vae")
-    batch = next(iter(trainer.train_dl))
-    sec = timed(lambda i: trainer.task.train_step(batch, 10 + i), steps)
-    return [row("VAE train step (D+G)", size, f"batch {batch_size}", sec, "s/step"),
-            row("VAE train step (D+G)", size, f"batch {batch_size}", batch_size / sec, "samples/s")]
+    frames = int(SIZES[size]["audio"][1].split("=")[1])
+    rows = []
+    for crop in (None, frames // 2):  # whole clips, and the half-length random crops `model.train_crop_frames` trains on
+        sets = common_sets(work, size, batch_size) + ["loss.disc_start=0", f"model.train_crop_frames={crop or 'null'}"]
+        cfg, res = load_config(SIZES[size]["vae"], AutoencoderKLTask.Config, sets)
+        trainer = Trainer(AutoencoderKLTask, cfg, res, f"bench_vae_{crop or 'whole'}")
+        batch = next(iter(trainer.train_dl))
+        sec = timed(lambda i: trainer.task.train_step(batch, 10 + i), steps)
+        setting = f"batch {batch_size}, " + (f"crops of {crop} frames" if crop else f"whole clips ({frames} frames)")
+        rows += [row("VAE train step (D+G)", size, setting, sec, "s/step"),
+                 row("VAE train step (D+G)", size, setting, batch_size / sec, "samples/s")]
+    return rows
 
 
 def case_ldm(work: Path, size: str) -> list[dict]:

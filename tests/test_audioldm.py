@@ -350,3 +350,24 @@ def test_demo_config_builds_what_its_comments_say():
     heads = {(m.heads, m.to_q.in_features // m.heads) for m in unet.modules() if isinstance(m, Attention)}
     assert heads == {(4, 16), (4, 32)}
     assert [type(b).__name__ for b in unet.down_blocks] == ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]
+
+
+def test_head_count_per_level():
+    """`unet.attention_head_dim` as a list sets each level's heads (the mid block takes the last); a list of the
+    wrong length is refused, naming the key."""
+    from diffusers.models.attention_processor import Attention
+
+    from models.tta.audioldm.model import build_unet
+    from utils.config import ConfigError
+
+    sets = ["unet.attention_levels=[true,true,true]", "unet.attention_head_dim=[1,2,4]"]
+    cfg, _ = load_config("egs/tta/audioldm/exp_config_synthcaps.json", AudioLDMTask.Config, sets)
+    unet = build_unet(cfg.unet, 8)
+    per_level = [{m.heads for m in block.modules() if isinstance(m, Attention)} for block in unet.down_blocks]
+    assert per_level == [{1}, {2}, {4}]
+    assert {m.heads for m in unet.mid_block.modules() if isinstance(m, Attention)} == {4}
+    assert [{m.heads for m in b.modules() if isinstance(m, Attention)} for b in unet.up_blocks] == [{4}, {2}, {1}]
+    with pytest.raises(ConfigError, match="attention_head_dim"):
+        load_config("egs/tta/audioldm/exp_config_synthcaps.json", AudioLDMTask.Config, ["unet.attention_head_dim=[1,4]"])
+
+

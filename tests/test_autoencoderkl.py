@@ -80,6 +80,24 @@ def test_steps_change_weights_and_lower_loss(tiny_synthcaps, tmp_path):
     assert last < 0.8 * first
 
 
+def test_train_crops_train_on_crops_and_validate_on_whole_clips(tiny_synthcaps, tmp_path):
+    cfg, resolved = debug_cfg(tiny_synthcaps, tmp_path, "model.train_crop_frames=64")
+    trainer = Trainer(AutoencoderKLTask, cfg, resolved, "crops")
+    task, batch = trainer.task, next(iter(trainer.train_dl))
+    assert batch["mel"].shape[-1] == 64 and next(iter(trainer.valid_dl))["mel"].shape[-1] == 128
+    train_set = task.datasets()[0]
+    crops = [train_set[epoch * len(train_set)]["mel"] for epoch in range(4)]  # clip 0 in four epochs
+    assert any(not torch.equal(crops[0], c) for c in crops[1:])
+    assert torch.isfinite(task.train_step(batch, 0)["loss"]) and task.latent_std() > 0
+
+
+@pytest.mark.parametrize("crop", [63, 256])
+def test_train_crop_that_breaks_the_downsampling_or_exceeds_the_clip_is_refused(tiny_synthcaps, tmp_path, crop):
+    cfg, resolved = debug_cfg(tiny_synthcaps, tmp_path, f"model.train_crop_frames={crop}")
+    with pytest.raises(UserError, match="model.train_crop_frames"):
+        Trainer(AutoencoderKLTask, cfg, resolved, "bad_crop")
+
+
 def test_discriminator_trains_only_from_disc_start(tiny_synthcaps, tmp_path):
     cfg, resolved = debug_cfg(tiny_synthcaps, tmp_path, "loss.disc_start=1")
     trainer = Trainer(AutoencoderKLTask, cfg, resolved, "gate")

@@ -97,8 +97,9 @@ def collate(items: list[dict]) -> dict:
 
 
 
-def mel_splits(cfg) -> tuple[MelDataset, MelDataset]:
-    """The (train, valid) MelDatasets a config's `data` section names, in its audio settings."""
+def mel_splits(cfg, train_crop_frames: int | None = None) -> tuple[MelDataset, MelDataset]:
+    """The (train, valid) MelDatasets a config's `data` section names, in its audio settings; training items
+    are random crops of `train_crop_frames` when given, validation items always whole clips."""
     data = cfg.data
-    make = lambda split: MelDataset(data.processed_dir, data.datasets, split, cfg.audio, seed=cfg.seed)  # noqa: E731
-    return make(data.train_split), make(data.valid_split)
+    train = MelDataset(data.processed_dir, data.datasets, data.train_split, cfg.audio, train_crop_frames, cfg.seed)
+    return train, MelDataset(data.processed_dir, data.datasets, data.valid_split, cfg.audio, seed=cfg.seed)

@@ -26,9 +26,10 @@ class UNetConfig:
     block_out_channels: list[int]  # Amphion: model_channels 256 x channel_mult [1, 2, 4]
     layers_per_block: int
     attention_levels: list[bool]  # cross-attention at each resolution level
-    # heads per attention layer at every level: diffusers' UNet2DConditionModel reads its `attention_head_dim`
-    # argument as the number of heads (its own naming quirk), so channels per head = level channels / this
-    attention_head_dim: int
+    # heads per attention layer, at every level or one entry per level (the mid block takes the last):
+    # diffusers' UNet2DConditionModel reads its `attention_head_dim` argument as the number of heads (its own
+    # naming quirk), so channels per head = level channels / this
+    attention_head_dim: int | list[int]
     cross_attention_dim: int  # must equal the text encoder's hidden size (unused with a projected text encoder)
     norm_num_groups: int
     gradient_checkpointing: bool
@@ -43,6 +44,9 @@ class UNetConfig:
             raise ValueError(
                 f"unet.attention_levels has {len(self.attention_levels)} entries, block_out_channels {len(self.block_out_channels)}"
             )
+        heads = self.attention_head_dim
+        if isinstance(heads, list) and len(heads) != len(self.block_out_channels):
+            raise ValueError(f"unet.attention_head_dim has {len(heads)} entries, block_out_channels {len(self.block_out_channels)}")
         if not any(self.attention_levels) and not self.pooled_text:
             raise ValueError("unet has no text input: set a true in unet.attention_levels or unet.pooled_text: true "
                              "(a projected text encoder conditions every block and needs neither)")
@@ -65,8 +69,9 @@ def build_unet(cfg: UNetConfig, latent_channels: int, global_text_dim: int | Non
     unet = UNet2DConditionModel(
         in_channels=latent_channels, out_channels=latent_channels,
         down_block_types=down, up_block_types=up, block_out_channels=tuple(cfg.block_out_channels),
-        layers_per_block=cfg.layers_per_block, attention_head_dim=cfg.attention_head_dim, norm_num_groups=cfg.norm_num_groups,
+        layers_per_block=cfg.layers_per_block, norm_num_groups=cfg.norm_num_groups,
         mid_block_type="UNetMidBlock2DCrossAttn" if any(cfg.attention_levels) else None, **text_kwargs,
+        attention_head_dim=heads if isinstance(heads := cfg.attention_head_dim, int) else tuple(heads),
     )
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()

@@ -36,6 +36,10 @@ class VAEModelConfig:
     mid_block_add_attention: bool
     pretrained_path: str | None  # a diffusers AutoencoderKL folder to start from (e.g. AudioLDM's vae/)
     scale_batches: int  # training batches used to measure the latent std at export
+    # train on random crops of this many mel frames (null: whole clips). A VAE without mid-block attention is
+    # fully convolutional, so it learns the same local mapping from half-length crops at half the step cost;
+    # validation, the latent std and every later stage use whole clips.
+    train_crop_frames: int | None
 
 
 def build_vae(cfg: VAEModelConfig) -> AutoencoderKL:
@@ -92,6 +96,16 @@ def check_vae(vae: AutoencoderKL, mel_cfg: MelConfig, where: str) -> None:
         raise UserError(
             f"{where}: audio.n_mels={mel_cfg.n_mels} and audio.target_frames={mel_cfg.target_frames} "
             f"must both divide by the VAE's down-sampling factor {f}"
+        )
+
+
+def check_train_crop(cfg: VAEModelConfig, vae: AutoencoderKL, mel_cfg: MelConfig) -> None:
+    """Crops must keep the down-sampling exact and be shorter than the clips they are cut from."""
+    crop, f = cfg.train_crop_frames, downsample_factor(vae)
+    if crop is not None and (crop <= 0 or crop % f or crop > mel_cfg.target_frames):
+        raise UserError(
+            f"model.train_crop_frames={crop} must be a positive multiple of the VAE's down-sampling factor {f} "
+            f"and at most audio.target_frames={mel_cfg.target_frames} (or null for whole clips)"
         )
 
 

@@ -12,7 +12,8 @@ from models.tta.artifact import write_artifact
 from models.tta.data import collate, mel_splits
 from models.tta.autoencoderkl import loss as L
 from models.tta.autoencoderkl.model import (
-    STAGE, MelVAE, VAEModelConfig, build_vae, check_vae, image_to_mel, load_pretrained_vae, mel_to_image,
+    STAGE, MelVAE, VAEModelConfig, build_vae, check_train_crop, check_vae, image_to_mel, load_pretrained_vae,
+    mel_to_image,
 )
 from models.vocoder.griffinlim import GriffinLim
 from modules.discriminator import NLayerDiscriminator
@@ -36,7 +37,7 @@ class AutoencoderKLTask(Task):
     collate_fn = staticmethod(collate)
 
     def datasets(self):
-        return mel_splits(self.cfg)
+        return mel_splits(self.cfg, self.cfg.model.train_crop_frames)
 
     def build(self):
         m = self.cfg.model
@@ -46,6 +47,7 @@ class AutoencoderKLTask(Task):
         else:
             vae = build_vae(m)
             check_vae(vae, self.cfg.audio, "model")
+        check_train_crop(m, vae, self.cfg.audio)
         lc = self.cfg.loss
         disc = NLayerDiscriminator(1, lc.disc_channels, lc.disc_layers)
         self.modules = {"g": MelVAE(vae), "d": disc}
@@ -105,9 +107,10 @@ class AutoencoderKLTask(Task):
 
     @torch.no_grad()
     def latent_std(self) -> float:
-        """Std of sampled latents over `model.scale_batches` training batches (for the 1/std scale factor)."""
+        """Std of sampled latents over `model.scale_batches` batches of whole training clips (for the 1/std
+        scale factor)."""
         vae = self.unwrap("g").vae.eval()
-        ds, _ = self.datasets()
+        ds, _ = mel_splits(self.cfg)
         gen = torch.Generator().manual_seed(self.cfg.seed)
         idx = torch.randperm(len(ds), generator=gen)[: self.cfg.model.scale_batches * self.cfg.train.batch_size]
         zs = []
