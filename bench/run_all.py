@@ -125,11 +125,11 @@ def case_vae(work: Path, size: str) -> list[dict]:
     from utils.config import load_config
 
     batch_size, steps = SIZES[size]["batch"], SIZES[size]["steps"]
-    frames = int(SIZES[size]["audio"][1].split("=")[1])
+    sets = common_sets(work, size, batch_size) + ["loss.disc_start=0"]
+    frames = load_config(SIZES[size]["vae"], AutoencoderKLTask.Config, sets)[0].audio.target_frames
     rows = []
     for crop in (None, frames // 2):  # whole clips, and the half-length random crops `model.train_crop_frames` trains on
-        sets = common_sets(work, size, batch_size) + ["loss.disc_start=0", f"model.train_crop_frames={crop or 'null'}"]
-        cfg, res = load_config(SIZES[size]["vae"], AutoencoderKLTask.Config, sets)
+        cfg, res = load_config(SIZES[size]["vae"], AutoencoderKLTask.Config, sets + [f"model.train_crop_frames={crop or 'null'}"])
         trainer = Trainer(AutoencoderKLTask, cfg, res, f"bench_vae_{crop or 'whole'}")
         batch = next(iter(trainer.train_dl))
         sec = timed(lambda i: trainer.task.train_step(batch, 10 + i), steps)

@@ -37,8 +37,8 @@ class VAEModelConfig:
     pretrained_path: str | None  # a diffusers AutoencoderKL folder to start from (e.g. AudioLDM's vae/)
     scale_batches: int  # training batches used to measure the latent std at export
     # train on random crops of this many mel frames (null: whole clips). A VAE without mid-block attention is
-    # fully convolutional, so it learns the same local mapping from half-length crops at half the step cost;
-    # validation, the latent std and every later stage use whole clips.
+    # fully convolutional, so crops teach it the same local mapping; half-length crops halve the step
+    # (bench/run_all.py --cases vae). Validation, the latent std and every later stage use whole clips.
     train_crop_frames: int | None
 
 
