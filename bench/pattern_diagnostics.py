@@ -99,7 +99,7 @@ def text_probe(ldm_path: str) -> None:
 
 
 def denoise_horizon(ldm_path: str, per_kind: int, timesteps: list[int]) -> None:
-    from models.tta.audioldm.pipeline import TTAPipeline
+    from models.tta.audioldm.pipeline import TTAPipeline, make_sampler
 
     pipe = TTAPipeline.from_experiment(ldm_path)
     analyse = AttributeAnalyser(pipe.mel_cfg)
@@ -109,17 +109,17 @@ def denoise_horizon(ldm_path: str, per_kind: int, timesteps: list[int]) -> None:
              "glide": lambda a: a["pattern"] in ("rising", "falling"), "continuous": lambda a: a["pattern"] == "continuous"}
     picked = {k: [r for r in rows if want(r["Attributes"])][:per_kind] for k, want in kinds.items()}
     clips = [r for group in picked.values() for r in group]
-    z0 = torch.cat([pipe.encode_audio([sf.read(PROCESSED / "wav" / f"{r['Uid']}.wav", dtype="float32")[0]],
-                                      pipe.mel_cfg.target_frames) for r in clips])
+    wavs = [sf.read(PROCESSED / "wav" / f"{r['Uid']}.wav", dtype="float32")[0] for r in clips]
+    z0 = pipe.encode_audio(wavs, pipe.mel_cfg.target_frames)
     noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
     cond = pipe.condition([r["Caption"] for r in clips], None, 3.0)
-    alphas = pipe_alphas(pipe)
+    schedule = make_sampler("ddpm", pipe.noise_scheduler)  # the training schedule: its add_noise and alphas
     v_pred = pipe.noise_scheduler.get("prediction_type") == "v_prediction"
     print(f"{len(clips)} valid clips, one-step clean estimate at guidance 3: pattern right / sound type right")
     print(f"  {'t':>5}  " + "".join(f"{k:>22}" for k in picked))
     for t in timesteps:
-        a = alphas[t]
-        zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+        a = schedule.alphas_cumprod[t]
+        zt = schedule.add_noise(z0, noise, torch.tensor([t]))
         pred = pipe.predict(zt, torch.tensor(t), cond, 3.0)
         x0 = a.sqrt() * zt - (1 - a).sqrt() * pred if v_pred else (zt - (1 - a).sqrt() * pred) / a.sqrt()
         got = [analyse.classify(analyse.mel_features(m.numpy())) for m in pipe.decode(x0)]
@@ -131,13 +131,6 @@ def denoise_horizon(ldm_path: str, per_kind: int, timesteps: list[int]) -> None:
             cells.append(f"{pattern}/{len(group)} / {sound}/{len(group)}")
             i += len(group)
         print(f"  {t:>5}  " + "".join(f"{c:>22}" for c in cells))
-
-
-def pipe_alphas(pipe) -> torch.Tensor:
-    """The training schedule's cumulative alphas (the sampler is built from the same schedule)."""
-    from models.tta.audioldm.pipeline import make_sampler
-
-    return make_sampler("ddpm", pipe.noise_scheduler).alphas_cumprod
 
 
 def phrase_of(caption: str) -> str:
