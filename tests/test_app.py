@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -46,8 +47,12 @@ def server(tiny_ldm, tmp_path_factory):
 
 
 def fetch_wav(page, selector: str):
-    href = page.get_attribute(f"{selector} a[download]", "href")
-    return sf.read(io.BytesIO(page.request.get(href).body()))
+    """Downloads the sample a link points at over a fresh connection: Playwright's request context reuses a pooled
+    one, which uvicorn closes after 5 s idle, and a request racing that close fails with ECONNRESET (a browser
+    retries it; the request context does not)."""
+    href = urllib.parse.urljoin(page.url, page.get_attribute(f"{selector} a[download]", "href"))
+    with urllib.request.urlopen(href, timeout=30) as response:
+        return sf.read(io.BytesIO(response.read()))
 
 
 def test_generate_switch_models_and_recover_from_an_error_in_a_browser(server):
