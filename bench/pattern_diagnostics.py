@@ -17,6 +17,8 @@ and sound type the estimate still has, per t. Generation starts from pure noise,
 loses at moderate t has to be invented by the sampler where the model only predicts an average.
 generated: the pattern confusion of an evaluated generation folder (its eval.json) with the analyser's glide
 (octaves/s; SynthCaps glides are +-0.26, the threshold 0.13) and silent-gap share (pulses > 0.1) per prompt.
+vae and generated also give, for drums and bells, how many have gaps and how fast they decay: a drum heard as
+noise lacks its strikes or their decay, a bell heard as a tone its decay.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from evaluation.attributes import AttributeAnalyser
+from evaluation.attributes import DECAY_DB, GAPS, AttributeAnalyser
 from models.tta.autoencoderkl.model import image_to_mel, load_vae_export, mel_to_image
 from models.vocoder.griffinlim import GriffinLim
 from preprocessors.synthcaps import PATTERN_PHRASES, PATTERNS, PULSE_PHRASES
@@ -50,6 +52,7 @@ def vae_ceiling(vae_path: str, split: str) -> None:
     analyse, vocoder = AttributeAnalyser(mel_cfg), GriffinLim(mel_cfg)
     rows = json.loads((PROCESSED / f"{split}.json").read_text())
     hits: dict[tuple[str, str], list[bool]] = collections.defaultdict(list)
+    struck: dict[str, dict[str, list[tuple[float, float]]]] = collections.defaultdict(lambda: collections.defaultdict(list))
     for start in range(0, len(rows), 25):
         chunk = rows[start: start + 25]
         mel = torch.stack([torch.from_numpy(np.load(PROCESSED / "mel" / f"{r['Uid']}.npy")) for r in chunk]).float()
@@ -60,12 +63,16 @@ def vae_ceiling(vae_path: str, split: str) -> None:
                  "VAE round trip, Griffin-Lim": [analyse.features(w) for w in vocoder(rec)]}
         for view, feats in views.items():
             for r, f in zip(chunk, feats):
-                got = analyse.classify(f)
+                got, kind = analyse.classify(f), r["Attributes"]["sound_type"]
                 hits[(view, r["Attributes"]["pattern"])].append(got["pattern"] == r["Attributes"]["pattern"])
-                hits[(view, "sound type")].append(got["sound_type"] == r["Attributes"]["sound_type"])
+                hits[(view, "sound type")].append(got["sound_type"] == kind)
+                if kind in DECAY_DB:
+                    struck[view][kind].append((f.gap_frac, f.decay_db))
     print(f"analyser on {len(rows)} {split} clips: pattern right per pattern, and sound type")
     for view in ("clip mel", "VAE round trip, mel", "VAE round trip, Griffin-Lim"):
         print(f"  {view:<28}" + "  ".join(f"{k} {share(hits[(view, k)])}" for k in (*PATTERNS, "sound type")))
+    for view, kinds in struck.items():
+        print_struck(kinds, view)
 
 
 def text_probe(ldm_path: str) -> None:
@@ -144,19 +151,32 @@ def generated(folder: Path) -> None:
     analyse = AttributeAnalyser()
     confusion: collections.Counter = collections.Counter()
     stats: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+    struck: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
     for r in per_clip:
         want, got = r["expected"]["pattern"], r["measured"]["pattern"]
         confusion[(want, got)] += 1
         wav, _ = sf.read(folder / r["wav"], dtype="float32")
         f = analyse.features(wav)
         stats[want].append((f.glide, f.gap_frac))
+        if r["expected"]["sound_type"] in DECAY_DB:
+            struck[r["expected"]["sound_type"]].append((f.gap_frac, f.decay_db))
     print(f"{len(per_clip)} clips: rows asked for, columns heard")
-    print(f"  {'':<12}" + "".join(f"{p:>12}" for p in PATTERNS) + "   |glide| median  gaps > 0.1")
+    print(f"  {'':<12}" + "".join(f"{p:>12}" for p in PATTERNS) + f"   |glide| median  gaps > {GAPS}")
     for want in PATTERNS:
         s = np.array(stats[want]) if stats[want] else np.zeros((0, 2))
-        gaps = share(list(s[:, 1] > 0.1)) if len(s) else "-"
+        gaps = share(list(s[:, 1] > GAPS)) if len(s) else "-"
         glide = f"{np.median(np.abs(s[:, 0])):.2f}" if len(s) else "-"
         print(f"  {want:<12}" + "".join(f"{confusion[(want, got)]:>12}" for got in PATTERNS) + f"   {glide:>14}  {gaps}")
+    print_struck(struck, "generated")
+
+
+def print_struck(struck: dict[str, list[tuple[float, float]]], view: str) -> None:
+    """A drum needs gaps between its strikes and a fast decay, a bell the decay (it rings on between strikes):
+    which one is missing?"""
+    for kind, values in sorted(struck.items()):
+        gaps, decay = np.array(values).T
+        print(f"  {view:<28}{kind}s: gaps > {GAPS} in {share(list(gaps > GAPS))}, decay median {np.median(decay):.2f} dB/frame"
+              f" (range {decay.min():.2f} to {decay.max():.2f}; heard as {kind} below {DECAY_DB[kind]})")
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ from conftest import REPO
 from models.base import checkpoint
 from models.base.trainer import Trainer, TrainingDiverged
 from models.tta.autoencoderkl import loss as L
-from models.tta.autoencoderkl.model import build_vae, load_vae_export
+from models.tta.autoencoderkl.model import build_vae, check_train_crop, load_vae_export
 from models.tta.autoencoderkl.task import AutoencoderKLTask
 from modules.gan_losses import adaptive_weight, gan_active, hinge_d_loss
 from utils.config import load_config
@@ -97,6 +97,14 @@ def test_train_crop_that_breaks_the_downsampling_or_exceeds_the_clip_is_refused(
     with pytest.raises(UserError, match="model.train_crop_frames"):
         Trainer(AutoencoderKLTask, cfg, resolved, "bad_crop")
 
+
+
+def test_demo_vae_config_trains_on_half_length_crops_it_can_take():
+    """The demo config's comment: random 128-frame halves of its 256-frame clips, on a VAE with no mid-block
+    attention (attention would see a crop's context in training and a whole clip's after)."""
+    cfg, _ = load_config("egs/tta/autoencoderkl/exp_config_synthcaps.json", AutoencoderKLTask.Config, [])
+    assert cfg.model.train_crop_frames * 2 == cfg.audio.target_frames and cfg.model.mid_block_add_attention is False
+    check_train_crop(cfg.model, build_vae(cfg.model), cfg.audio)
 
 def test_discriminator_trains_only_from_disc_start(tiny_synthcaps, tmp_path):
     cfg, resolved = debug_cfg(tiny_synthcaps, tmp_path, "loss.disc_start=1")
