@@ -27,7 +27,7 @@ GLIDE = 0.13  # octaves per second; SynthCaps glides are 0.26
 # median energy change per 10 ms frame below which a sound is struck: SynthCaps drums decay by 1.1-2.2 dB
 # per frame, bells by 0.3-0.5, steady sounds by about 0
 DECAY_DB = {"drum": -0.8, "bell": -0.15}
-GAPS = 0.1  # share of frames 25 dB below the loudest: pulses (gated tones have about 0.5)
+GAPS = 0.1  # share of frames 25 dB below the loudest: pulses (a gated tone is off 80-160 ms of every 160-320 ms)
 CHANCE = {"sound_type": 1 / 5, "pitch": 1 / 3, "pattern": 1 / 4}
 
 
