@@ -33,7 +33,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from evaluation.attributes import DECAY_DB, GAPS, AttributeAnalyser
+from evaluation.attributes import DECAY_DB, GAPS, AttributeAnalyser, Features
 from models.tta.autoencoderkl.model import image_to_mel, load_vae_export, mel_to_image
 from models.vocoder.griffinlim import GriffinLim
 from preprocessors.synthcaps import PATTERN_PHRASES, PATTERNS, PULSE_PHRASES
@@ -52,7 +52,7 @@ def vae_ceiling(vae_path: str, split: str) -> None:
     analyse, vocoder = AttributeAnalyser(mel_cfg), GriffinLim(mel_cfg)
     rows = json.loads((PROCESSED / f"{split}.json").read_text())
     hits: dict[tuple[str, str], list[bool]] = collections.defaultdict(list)
-    struck: dict[str, dict[str, list[tuple[float, float]]]] = collections.defaultdict(lambda: collections.defaultdict(list))
+    struck: dict[str, dict[str, list[Features]]] = collections.defaultdict(lambda: collections.defaultdict(list))
     for start in range(0, len(rows), 25):
         chunk = rows[start: start + 25]
         mel = torch.stack([torch.from_numpy(np.load(PROCESSED / "mel" / f"{r['Uid']}.npy")) for r in chunk]).float()
@@ -67,7 +67,7 @@ def vae_ceiling(vae_path: str, split: str) -> None:
                 hits[(view, r["Attributes"]["pattern"])].append(got["pattern"] == r["Attributes"]["pattern"])
                 hits[(view, "sound type")].append(got["sound_type"] == kind)
                 if kind in DECAY_DB:
-                    struck[view][kind].append((f.gap_frac, f.decay_db))
+                    struck[view][kind].append(f)
     print(f"analyser on {len(rows)} {split} clips: pattern right per pattern, and sound type")
     for view in ("clip mel", "VAE round trip, mel", "VAE round trip, Griffin-Lim"):
         print(f"  {view:<28}" + "  ".join(f"{k} {share(hits[(view, k)])}" for k in (*PATTERNS, "sound type")))
@@ -151,7 +151,7 @@ def generated(folder: Path) -> None:
     analyse = AttributeAnalyser()
     confusion: collections.Counter = collections.Counter()
     stats: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
-    struck: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+    struck: dict[str, list[Features]] = collections.defaultdict(list)
     for r in per_clip:
         want, got = r["expected"]["pattern"], r["measured"]["pattern"]
         confusion[(want, got)] += 1
@@ -159,7 +159,7 @@ def generated(folder: Path) -> None:
         f = analyse.features(wav)
         stats[want].append((f.glide, f.gap_frac))
         if r["expected"]["sound_type"] in DECAY_DB:
-            struck[r["expected"]["sound_type"]].append((f.gap_frac, f.decay_db))
+            struck[r["expected"]["sound_type"]].append(f)
     print(f"{len(per_clip)} clips: rows asked for, columns heard")
     print(f"  {'':<12}" + "".join(f"{p:>12}" for p in PATTERNS) + f"   |glide| median  gaps > {GAPS}")
     for want in PATTERNS:
@@ -170,11 +170,11 @@ def generated(folder: Path) -> None:
     print_struck(struck, "generated")
 
 
-def print_struck(struck: dict[str, list[tuple[float, float]]], view: str) -> None:
+def print_struck(struck: dict[str, list[Features]], view: str) -> None:
     """A drum needs gaps between its strikes and a fast decay, a bell the decay (it rings on between strikes):
     which one is missing?"""
-    for kind, values in sorted(struck.items()):
-        gaps, decay = np.array(values).T
+    for kind, feats in sorted(struck.items()):
+        gaps, decay = np.array([f.gap_frac for f in feats]), np.array([f.decay_db for f in feats])
         print(f"  {view:<28}{kind}s: gaps > {GAPS} in {share(list(gaps > GAPS))}, decay median {np.median(decay):.2f} dB/frame"
               f" (range {decay.min():.2f} to {decay.max():.2f}; heard as {kind} below {DECAY_DB[kind]})")
 

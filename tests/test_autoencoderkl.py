@@ -98,13 +98,13 @@ def test_train_crop_that_breaks_the_downsampling_or_exceeds_the_clip_is_refused(
         Trainer(AutoencoderKLTask, cfg, resolved, "bad_crop")
 
 
-
 def test_demo_vae_config_trains_on_half_length_crops_it_can_take():
     """The demo config's comment: random 128-frame halves of its 256-frame clips, on a VAE with no mid-block
     attention (attention would see a crop's context in training and a whole clip's after)."""
     cfg, _ = load_config("egs/tta/autoencoderkl/exp_config_synthcaps.json", AutoencoderKLTask.Config, [])
     assert cfg.model.train_crop_frames * 2 == cfg.audio.target_frames and cfg.model.mid_block_add_attention is False
     check_train_crop(cfg.model, build_vae(cfg.model), cfg.audio)
+
 
 def test_discriminator_trains_only_from_disc_start(tiny_synthcaps, tmp_path):
     cfg, resolved = debug_cfg(tiny_synthcaps, tmp_path, "loss.disc_start=1")
