@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--base", type=Path, required=True, help="the base experiment or export")
     s.add_argument("--lora", type=Path, required=True, help="the LoRA experiment")
     s.add_argument("--test", type=Path, required=True, help="the base model's held-out split (rows with Attributes)")
-    s.add_argument("--limit", type=int, default=60, help="held-out test prompts")
+    s.add_argument("--limit", type=int, default=120, help="held-out test prompts (the demo's 120 distinct ones)")
     s.add_argument("--new_prompts", type=int, default=60, help="held-out prompts with the new word")
     s.add_argument("--output", type=Path, required=True, help="result JSON")
     return p.parse_args(argv)
