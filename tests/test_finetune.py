@@ -120,9 +120,10 @@ def test_lora_strength_zero_is_the_base_and_merged_equals_unmerged(lora_run, tin
     torch.testing.assert_close(half, with_lora, atol=1e-4, rtol=1e-4)
 
 
-def test_lora_run_resumes_exactly(tiny_synthcaps, tiny_ldm, tmp_path):
+@pytest.mark.parametrize("adapters", [[LORA], []], ids=["lora", "whole_unet"])
+def test_fine_tuning_run_resumes_exactly(tiny_synthcaps, tiny_ldm, tmp_path, adapters):
     def run(name, steps, resume=False):
-        cfg = ft_cfg(tiny_synthcaps, tiny_ldm, tmp_path, LORA, f"train.max_steps={steps}", "train.save_every=2", "train.log_every=1")
+        cfg = ft_cfg(tiny_synthcaps, tiny_ldm, tmp_path, *adapters, f"train.max_steps={steps}", "train.save_every=2", "train.log_every=1")
         Trainer(AudioLDMTask, *cfg, name, resume=resume).run()
         rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         return [r["loss"] for r in rows if r["split"] == "train"]
@@ -194,3 +195,22 @@ def test_new_word_folder_prepares_and_its_prompts_are_held_out(tmp_path):
     prompts = [p for p, _ in new_word_prompts(12, seed=3)]
     assert all(NEW_WORD in p and p not in captions for p in prompts)
     assert not any(noun in p for p in prompts + list(captions) if NEW_WORD in p for noun in ("hiss", "noise", "static"))
+
+
+def test_new_word_scoring_end_to_end(lora_run, tiny_synthcaps, tiny_ldm, tmp_path):
+    """`finetune_demo.py score` scores the base ("before") and the LoRA ("after") on both prompt sets and records its
+    sampling seed. (The tiny model makes the same noise for every seed, so the seed's effect is not asserted here;
+    the pipeline's per-clip seeding is tested in test_inference.py.)"""
+    from bins.tta.finetune_demo import main as score_main
+    from evaluation.new_word import adherence
+    from preprocessors.synthcaps import Attributes
+
+    exp, _ = lora_run
+    test = tiny_synthcaps / "SynthCaps" / "test.json"
+    out = tmp_path / "score.json"
+    assert score_main(["score", "--base", str(tiny_ldm), "--lora", str(exp), "--test", str(test), "--limit", "3",
+                       "--new_prompts", "2", "--seed", "5", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    held_out = [(r["Caption"], Attributes(**r["Attributes"])) for r in json.loads(test.read_text())][:3]
+    assert result["seed"] == 5 and set(result["after"]) == {"new_word", "held_out"}
+    assert result["before"]["held_out"] == adherence(TTAPipeline.from_experiment(tiny_ldm), held_out, seed=5)

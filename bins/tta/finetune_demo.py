@@ -33,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--test", type=Path, required=True, help="the base model's held-out split (rows with Attributes)")
     s.add_argument("--limit", type=int, default=120, help="held-out test prompts (the demo's 120 distinct ones)")
     s.add_argument("--new_prompts", type=int, default=60, help="held-out prompts with the new word")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed (prompt i draws its noise from seed + i)")
     s.add_argument("--output", type=Path, required=True, help="result JSON")
     return p.parse_args(argv)
 
@@ -61,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = json.loads(args.test.read_text(encoding="utf-8"))
     held_out = [(r["Caption"], Attributes(**r["Attributes"])) for r in rows if "Attributes" in r][: args.limit]
     new = new_word_prompts(args.new_prompts, seed=123)
-    result = {"new_word": NEW_WORD, "examples": [p for p, _ in new[:3]]}
+    result = {"new_word": NEW_WORD, "seed": args.seed, "examples": [p for p, _ in new[:3]]}
     for name, path in (("before", args.base), ("after", args.lora)):
         pipe = TTAPipeline.from_experiment(path)
-        result[name] = {"new_word": adherence(pipe, new), "held_out": adherence(pipe, held_out)}
+        result[name] = {"new_word": adherence(pipe, new, args.seed), "held_out": adherence(pipe, held_out, args.seed)}
         print(f"scored {name}", flush=True)
     write_json(args.output, result)
     print("\n| prompts | measure | before | after |\n|---|---|---|---|")
