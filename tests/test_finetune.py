@@ -208,9 +208,9 @@ def test_new_word_scoring_end_to_end(lora_run, tiny_synthcaps, tiny_ldm, tmp_pat
     exp, _ = lora_run
     test = tiny_synthcaps / "SynthCaps" / "test.json"
     out = tmp_path / "score.json"
-    assert score_main(["score", "--base", str(tiny_ldm), "--lora", str(exp), "--test", str(test), "--limit", "3",
+    assert score_main(["score", "--base", str(tiny_ldm), "--lora", str(exp), "--test", str(test), "--limit", "2",
                        "--new_prompts", "2", "--seed", "5", "--output", str(out)]) == 0
     result = json.loads(out.read_text())
-    held_out = [(r["Caption"], Attributes(**r["Attributes"])) for r in json.loads(test.read_text())][:3]
+    held_out = [(r["Caption"], Attributes(**r["Attributes"])) for r in json.loads(test.read_text())][:2]
     assert result["seed"] == 5 and set(result["after"]) == {"new_word", "held_out"}
     assert result["before"]["held_out"] == adherence(TTAPipeline.from_experiment(tiny_ldm), held_out, seed=5)
