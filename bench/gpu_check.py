@@ -1,11 +1,13 @@
 """GPU check: VAE and LDM training steps under each mixed precision (fp16 with accelerate's grad scaler, bf16),
-a two-step resume of each, and a batch of generation; steps/s and peak memory per run. Exits non-zero on the
+a resume of each from its step-2 checkpoint, and a batch of generation; steps/s and peak memory per run. Exits non-zero on the
 first dtype, device or resume error (the error is printed with its traceback: this is a check, not a tool).
 
   sh bench/gpu_check.sh                        # full size (papers' VAE and U-Net, 10.24 s clips) on the GPU
   sh bench/gpu_check.sh --size tiny --device cpu   # the tests' run: debug configs; fp16 needs a GPU, so bf16 only
 
-Each run trains 2 steps, then resumes to 4 from its checkpoint; the data is a small generated SynthCaps set.
+Each run trains 2 steps, then resumes to 3 x W steps (W = 10 full, 2 tiny) and reports the trainer's steps/s over
+the last W (no warm-up, validation or saving inside); generation is timed after a warm-up call. The data is a small
+generated SynthCaps set.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the project's packages, also with a bare python3 on a GPU machine
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SIZES = {
-    "tiny": {"audio": ["audio.segment_seconds=1.28", "audio.target_frames=128"], "batch": 2,
+    "tiny": {"audio": ["audio.segment_seconds=1.28", "audio.target_frames=128"], "batch": 2, "window": 2, "gen_steps": 4,
              "vae": "egs/tta/autoencoderkl/exp_config_debug.json", "ldm": "egs/tta/audioldm/exp_config_debug.json"},
-    "full": {"audio": ["audio.segment_seconds=10.24", "audio.target_frames=1024"], "batch": 2,
+    "full": {"audio": ["audio.segment_seconds=10.24", "audio.target_frames=1024"], "batch": 2, "window": 10, "gen_steps": 25,
              "vae": "egs/tta/autoencoderkl/exp_config.json", "ldm": "egs/tta/audioldm/exp_config.json"},
 }
 
@@ -58,17 +61,21 @@ def text_encoder(work: Path, size: str) -> list[str]:
     return [f"text_encoder.name_or_path={folder}", f"unet.cross_attention_dim={width}", "text_encoder.max_length=16"]
 
 
-def train_and_resume(config: str, exp: str, sets: list[str], device: str) -> dict:
-    """2 steps, then --resume to 4; steps/s of the resumed half and the peak memory of both."""
+def train_and_resume(config: str, exp_dir: Path, sets: list[str], device: str, window: int) -> dict:
+    """2 steps and a checkpoint, then --resume to 3 * window steps logging every `window` steps: steps/s is the
+    trainer's own rate over the last window (warm-up, validation and saving fall outside it); peak memory covers both."""
     from bins.tta.train import main as train
 
     cpu = ["--cpu"] if device == "cpu" else []
-    args = ["--config", config, "--exp_name", exp, *cpu, *[f"--set={s}" for s in sets]]
+    args = ["--config", config, "--exp_name", exp_dir.name, *cpu, *[f"--set={s}" for s in sets]]
     reset_peak(device)
-    assert train([*args, "--set=train.max_steps=2"]) == 0
-    t0 = time.perf_counter()
-    assert train([*args, "--resume", "--set=train.max_steps=4"]) == 0
-    return {"steps_per_s": 2 / (time.perf_counter() - t0), "peak_mb": peak_memory_mb(device)}
+    assert train([*args, "--set=train.max_steps=2", "--set=train.save_every=2", "--set=train.valid_every=2"]) == 0
+    last = 3 * window
+    assert train([*args, "--resume", f"--set=train.max_steps={last}", f"--set=train.log_every={window}",
+                  f"--set=train.save_every={last}", f"--set=train.valid_every={last}"]) == 0
+    logged = [json.loads(line) for line in (exp_dir / "metrics.jsonl").read_text().splitlines()]
+    rate = [m["steps_per_s"] for m in logged if m["split"] == "train" and m["step"] == last][-1]
+    return {"steps_per_s": rate, "peak_mb": peak_memory_mb(device), "steps": last}
 
 
 def run(size: str, device: str, work: Path, precisions: list[str]) -> list[dict]:
@@ -81,24 +88,26 @@ def run(size: str, device: str, work: Path, precisions: list[str]) -> list[dict]
         assert prepare(["--dataset", "SynthCaps", "--processed_dir", str(data), "--set=preprocess.synthcaps_clips=12",
                         "--set=preprocess.num_workers=1", *[f"--set={a}" for a in s["audio"]]]) == 0
     common = [*s["audio"], f"data.processed_dir={data}", 'data.datasets=["SynthCaps"]', f"output_dir={work / 'ckpts'}",
-              f"train.batch_size={s['batch']}", "train.save_every=2", "train.valid_every=2", "train.valid_batches=1",
-              "train.sample_every=0"]
+              f"train.batch_size={s['batch']}", "train.valid_batches=1", "train.sample_every=0"]
     rows = []
     for precision in precisions:
         mp = [f"train.mixed_precision={precision}"]
-        vae = train_and_resume(s["vae"], f"vae_{precision}", common + mp + ["model.scale_batches=1"], device)
-        rows.append({"check": "VAE train (D+G), 2 steps + resume 2", "precision": precision, **vae})
+        vae = train_and_resume(s["vae"], work / "ckpts" / f"vae_{precision}", common + mp + ["model.scale_batches=1"], device, s["window"])
+        rows.append({"check": "VAE train (D+G), 2 + resume", "precision": precision, **vae})
         ldm_sets = common + mp + text_encoder(work, size) + [f"model.autoencoder_path={work / 'ckpts' / f'vae_{precision}'}",
                                                                "model.valid_samples=0"]
-        ldm = train_and_resume(s["ldm"], f"ldm_{precision}", ldm_sets, device)
-        rows.append({"check": "LDM train, 2 steps + resume 2", "precision": precision, **ldm})
-        reset_peak(device)
-        pipe = TTAPipeline.from_experiment(work / "ckpts" / f"ldm_{precision}", device=device)
-        t0 = time.perf_counter()
-        out = pipe(["A dog barks", "Rain falls on a roof"], num_steps=4, seed=0)
-        assert out.wav.isfinite().all() and out.wav.abs().amax() > 0, "generated audio is silent or not finite"
-        rows.append({"check": "generate 2 clips, 4 steps", "precision": precision, "steps_per_s": 4 / (time.perf_counter() - t0),
-                     "peak_mb": peak_memory_mb(device)})
+        ldm = train_and_resume(s["ldm"], work / "ckpts" / f"ldm_{precision}", ldm_sets, device, s["window"])
+        rows.append({"check": "LDM train, 2 + resume", "precision": precision, **ldm})
+    # The pipeline generates in fp32 whatever precision trained the model: one row, from the last run's export.
+    pipe = TTAPipeline.from_experiment(work / "ckpts" / f"ldm_{precisions[-1]}", device=device)
+    prompts = ["A dog barks", "Rain falls on a roof"]
+    pipe(prompts, num_steps=2, seed=0)  # warm-up: kernel selection and allocation fall outside the timing
+    reset_peak(device)
+    t0 = time.perf_counter()
+    out = pipe(prompts, num_steps=s["gen_steps"], seed=0)
+    assert out.wav.isfinite().all() and out.wav.abs().amax() > 0, "generated audio is silent or not finite"
+    rows.append({"check": f"generate {len(prompts)} clips (dpm++, CFG)", "precision": "fp32", "steps": s["gen_steps"],
+                 "steps_per_s": s["gen_steps"] / (time.perf_counter() - t0), "peak_mb": peak_memory_mb(device)})
     return rows
 
 
@@ -126,9 +135,9 @@ def main() -> int:
         print(f"gpu check FAILED on {name} ({args.size})", file=sys.stderr)
         return 1
     print(f"\ngpu check on {name}, size {args.size}")
-    print(f"{'check':<40}{'precision':<11}{'steps/s':>9}{'peak MB':>10}")
+    print(f"{'check':<32}{'precision':<11}{'steps':>6}{'steps/s':>9}{'peak MB':>10}")
     for r in rows:
-        print(f"{r['check']:<40}{r['precision']:<11}{r['steps_per_s']:>9.2f}{r['peak_mb']:>10.0f}")
+        print(f"{r['check']:<32}{r['precision']:<11}{r['steps']:>6}{r['steps_per_s']:>9.2f}{r['peak_mb']:>10.0f}")
     (work / "gpu_check.json").write_text(json.dumps({"device": name, "size": args.size, "rows": rows}, indent=2))
     print(f"wrote {work / 'gpu_check.json'}")
     return 0

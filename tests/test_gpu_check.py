@@ -14,5 +14,8 @@ def test_gpu_check_runs_tiny_on_cpu(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     assert [r["check"].split()[0] for r in result["rows"]] == ["VAE", "LDM", "generate"]
-    assert all(r["precision"] == "bf16" and r["steps_per_s"] > 0 for r in result["rows"])
-    assert (tmp_path / "ckpts" / "ldm_bf16" / "checkpoints" / "step_00000004").is_dir()  # resumed to step 4
+    assert [r["precision"] for r in result["rows"]] == ["bf16", "bf16", "fp32"]  # the pipeline generates in fp32
+    assert all(r["steps_per_s"] > 0 for r in result["rows"])
+    for stage in ("vae", "ldm"):  # trained 2 steps, then resumed to 6 from the step-2 checkpoint
+        assert (tmp_path / "ckpts" / f"{stage}_bf16" / "checkpoints" / "step_00000006").is_dir()
+        assert "resumed from" in res.stderr and "step_00000002" in res.stderr

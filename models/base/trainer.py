@@ -118,6 +118,8 @@ class Trainer:
         }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
+        if self.accelerator.scaler is not None:  # fp16's loss scale: a resumed run should not relearn it by skipping steps
+            state["grad_scaler"] = self.accelerator.scaler.state_dict()
         return state
 
     def _resume(self) -> None:
@@ -131,6 +133,9 @@ class Trainer:
             sched.load_state_dict(state["schedulers"][k])
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
+            self.ema.to(device=self.accelerator.device)  # the checkpoint is read onto the CPU; the model may be on a GPU
+        if self.accelerator.scaler is not None and "grad_scaler" in state:
+            self.accelerator.scaler.load_state_dict(state["grad_scaler"])
         self.step = meta["step"]
         self.best = meta.get("best", self.best)
         log.info("resumed from %s (step %d)", path, self.step)
