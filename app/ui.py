@@ -120,16 +120,17 @@ class App:
         info = f"1 edit of {out.seconds:.2f} s in {seconds:.1f} s.\n\nReproduce:\n```\n{shlex.join(command)}\n```"
         return self.results(wavs, pngs, info)
 
-    def edit(self, model, lora, lora_scale, init_audio, mode, prompt, strength, spans, duration, cutoff, sampler, steps,
-             guidance, seed, num_samples):
+    def edit(self, model, lora, lora_scale, init_audio, mode, prompt, strength, source_caption, spans, duration, cutoff,
+             sampler, steps, guidance, seed, num_samples):
         if not init_audio:
             raise UserError("no clip to edit: upload or record one")
         pipe = self.pipeline(model, lora, lora_scale)
         wav = load_audio(init_audio, pipe.mel_cfg.sample_rate)
         args = ["--init_audio", Path(init_audio).name]
         if mode == "audio-to-audio":
-            edit = Edit([wav], strength=float(strength), source="the uploaded clip")
-            args += ["--strength", f"{float(strength):g}"]
+            source_prompt = (source_caption or "").strip() or None  # given: invert the clip rather than noise it
+            edit = Edit([wav], strength=float(strength), source="the uploaded clip", source_prompt=source_prompt)
+            args += ["--strength", f"{float(strength):g}"] + (["--source_prompt", source_prompt] if source_prompt else [])
         elif mode == "inpainting":
             parsed = [parse_span(s) for s in (spans or "").replace(",", " ").split()]
             if not parsed:
@@ -195,6 +196,8 @@ def build(root: Path, default: Path | None = None, device: str = "cpu", keep_mod
             edit_prompt = gr.Textbox(label="Prompt", elem_id="edit_prompt")
             with gr.Row():
                 strength = gr.Slider(0.05, 1, value=0.5, step=0.05, label="Strength (audio-to-audio)")
+                source_caption = gr.Textbox(label="Caption of the clip (audio-to-audio, optional: inverts the clip, keeps more of it)",
+                                            elem_id="source_caption")
                 spans = gr.Textbox(label="Spans to regenerate (inpainting), e.g. 1.0:1.8 3:3.5")
                 edit_duration = gr.Number(10.0, label="Length to continue to (s)")
                 cutoff = gr.Number(4000, label="Cutoff Hz (super-resolution)")
@@ -215,7 +218,7 @@ def build(root: Path, default: Path | None = None, device: str = "cpu", keep_mod
         shared = [model, lora, lora_scale]
         go.click(readable(app.run), [*shared, prompt, negative, duration, sampler, steps, guidance, seed, num_samples], outputs,
                  api_name="generate")
-        go_edit.click(readable(app.edit), [*shared, init_audio, mode, edit_prompt, strength, spans, edit_duration, cutoff, sampler,
+        go_edit.click(readable(app.edit), [*shared, init_audio, mode, edit_prompt, strength, source_caption, spans, edit_duration, cutoff, sampler,
                                            steps, guidance, seed, num_samples], outputs, api_name="edit")
         go_instruct.click(readable(app.instruct), [editor, instruct_audio, instruction, sampler, steps, guidance, source_guidance, seed],
                           outputs, api_name="instruct")

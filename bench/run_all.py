@@ -317,6 +317,11 @@ def case_editing(work: Path, size: str) -> list[dict]:
         rows += [row("edit audio-to-audio", size, f"{s}: pitch became the target", r["pitch_to_target"], "%"),
                  row("edit audio-to-audio", size, f"{s}: type and pattern kept", r["type_and_pattern_kept"], "%"),
                  row("edit audio-to-audio", size, f"{s}: time per clip", r["seconds_per_clip"], "s")]
+    for r in bench.audio_to_audio(invert=True):  # --source_prompt: the clip inverted with its own caption
+        s = f"inverted, strength {r['strength']}"
+        rows += [row("edit audio-to-audio", size, f"{s}: pitch became the target", r["pitch_to_target"], "%"),
+                 row("edit audio-to-audio", size, f"{s}: type and pattern kept", r["type_and_pattern_kept"], "%"),
+                 row("edit audio-to-audio", size, f"{s}: time per clip", r["seconds_per_clip"], "s")]
     r = bench.inpainting()
     rows += [row("edit inpainting", size, f"{r['span_s'][0]:.2f}-{r['span_s'][1]:.2f} s as another type: type in span", r["type_in_span"], "%"),
              row("edit inpainting", size, "mel L1 outside the span / VAE round trip's", r["ratio"], "x"),

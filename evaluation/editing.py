@@ -1,7 +1,8 @@
 """How well zero-shot edits follow the text and keep the clip, measured with the SynthCaps attribute analyser on
 held-out test clips (rows that carry their attributes):
   - audio-to-audio: each clip prompted with another pitch class (same type and pattern); per strength, the share
-    whose pitch became the target and the share whose type and pattern were kept;
+    whose pitch became the target and the share whose type and pattern were kept; by noising the clip (SDEdit)
+    or by inverting it with its own caption (`invert`, the --source_prompt path);
   - inpainting: a 0.8 s span prompted with another sound type; adherence inside the span, and the L1 of the
     decoded log-mel outside it relative to the VAE round trip's (both against the clip's own mel);
   - continuation to 4x the clip: adherence of each generated window to the clip's caption, against plain
@@ -23,6 +24,7 @@ from preprocessors.synthcaps import PATTERNS_BY_TYPE, PITCHES, SOUND_TYPES, Attr
 from utils.mel import MelFrontEnd
 
 STRENGTHS = (0.3, 0.5, 0.7, 0.9)
+INVERSION_STRENGTHS = (0.5, 0.7, 0.9, 1.0)  # inversion keeps the clip even from the first step: 1 is worth trying
 SPAN_SECONDS = 0.8
 
 
@@ -57,6 +59,7 @@ class EditingBench:
         self.analyse = AttributeAnalyser(pipe.mel_cfg)
         self.front = MelFrontEnd(pipe.mel_cfg)
         self.rng = np.random.default_rng(seed)
+        self.pitch_prompts: list[str] | None = None  # audio-to-audio's targets, shared by both of its modes
 
     def run(self, prompts: list[str], edit_of=None, **kwargs) -> tuple[torch.Tensor, torch.Tensor, float]:
         """All clips in batches (edit_of(batch clips) -> Edit): waveforms [N, samples], the decoded log-mels
@@ -73,14 +76,21 @@ class EditingBench:
     def prompt(self, attrs: Attributes) -> str:
         return caption(attrs, self.rng, heldout=True)
 
-    def audio_to_audio(self) -> list[dict]:
+    def audio_to_audio(self, invert: bool = False, strengths: tuple[float, ...] | None = None) -> list[dict]:
+        """Rows per strength; without `invert` the first row (0.01: no step runs) is the VAE round trip, the most
+        that can be kept. Both modes use the same target prompts (drawn at the first call)."""
         targets = [other_pitch(c.attrs) for c in self.clips]
-        prompts = [self.prompt(a) for a in targets]
+        if self.pitch_prompts is None:
+            self.pitch_prompts = [self.prompt(a) for a in targets]
+        prompts = self.pitch_prompts
         rows = []
-        for strength in (0.01, *STRENGTHS):  # 0.01: no step runs, the VAE round trip (the most that can be kept)
-            wavs, _, sec = self.run(prompts, lambda part, s=strength: Edit([c.wav for c in part], strength=s))
+        strengths = strengths or (INVERSION_STRENGTHS if invert else STRENGTHS)
+        for strength in strengths if invert else (0.01, *strengths):
+            edit_of = lambda part, s=strength: Edit([c.wav for c in part], strength=s,  # noqa: E731
+                                                    source_prompt=[c.caption for c in part] if invert else None)
+            wavs, _, sec = self.run(prompts, edit_of)
             got = [self.analyse(w) for w in wavs]
-            rows.append({"strength": strength, "pitch_to_target": share([g["pitch"] == a.pitch for g, a in zip(got, targets)]),
+            rows.append({"strength": strength, "inverted": invert, "pitch_to_target": share([g["pitch"] == a.pitch for g, a in zip(got, targets)]),
                          "type_and_pattern_kept": share([g["sound_type"] == c.attrs.sound_type and g["pattern"] == c.attrs.pattern
                                                          for g, c in zip(got, self.clips)]),
                          "seconds_per_clip": sec})

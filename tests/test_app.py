@@ -97,6 +97,12 @@ def test_gradio_client_calls_the_api(server, tiny_ldm):
     assert len(files) == 2 and "--duration 0.64" in info and "--sampler ddim" in info
     wav, sr = sf.read(files[0])
     assert len(wav) == 64 * 160 and abs(wav).max() > 1e-3
+    from gradio_client import handle_file
+
+    *players, mels, files, info = client.predict(str(tiny_ldm), "", 1.0, handle_file(files[0]), "audio-to-audio", "A bell rings",
+                                                 0.8, "A drum is hit", "", 10, 4000, "", "2", "", 0, 1, api_name="/edit")
+    assert len(files) == 1 and "--strength 0.8 --source_prompt 'A drum is hit'" in info  # the inversion path, reproducible
+    assert len(sf.read(files[0])[0]) == 64 * 160
 
 
 def test_loaded_models_stay_within_the_count_and_memory_limits(tiny_ldm, tmp_path):

@@ -57,6 +57,28 @@ def test_strength_one_is_plain_generation_and_near_zero_is_the_round_trip(pipe, 
     assert (weak - rec).abs().mean() < (strong - rec).abs().mean()  # more strength, further from the clip
 
 
+def test_inversion_with_the_clips_own_caption_gives_the_clip_back(pipe, clip, monkeypatch):
+    seen = latents_of(pipe, monkeypatch)
+    z0, _ = round_trip(pipe, clip)
+    for strength in (0.5, 1.0):  # half the steps, and all of them: the residuals carry the clip either way
+        pipe(["A bell rings"], num_steps=6, edit=Edit([clip], strength=strength, source_prompt="A bell rings"))
+        torch.testing.assert_close(seen[-1], z0, atol=1e-4, rtol=1e-4)
+    pipe(["A drum is hit"], num_steps=6, edit=Edit([clip], strength=1.0, source_prompt="A bell rings"))
+    pipe(["A drum is hit"], num_steps=6, edit=Edit([clip], strength=1.0))
+    inverted, noised = seen[-2:]
+    assert not torch.allclose(inverted, z0, atol=1e-2)  # another caption moves it
+    assert (inverted - z0).abs().mean() < (noised - z0).abs().mean()  # and keeps more of it than SDEdit from noise
+
+
+def test_inversion_options_are_checked(pipe, clip):
+    with pytest.raises(UserError, match="give it with --strength"):
+        pipe(["A bell"], num_steps=2, edit=Edit([clip], inpaint=[(0.2, 0.4)], source_prompt="A bell"))
+    with pytest.raises(UserError, match="--source_prompt is empty"):
+        pipe(["A bell"], num_steps=2, edit=Edit([clip], strength=0.5, source_prompt=" "))
+    with pytest.raises(UserError, match="leave --sampler out"):
+        pipe(["A bell"], num_steps=2, sampler="dpm++", edit=Edit([clip], strength=0.5, source_prompt="A bell"))
+
+
 def test_inpainting_keeps_the_rest_exactly_in_latent_space(pipe, clip, monkeypatch):
     seen = latents_of(pipe, monkeypatch)
     z0, rec = round_trip(pipe, clip)
@@ -127,6 +149,10 @@ def test_cli_edits_write_settings_and_clap_keeps_candidates(tiny_ldm, clip, tmp_
     row = json.loads((out / "prompts.jsonl").read_text())
     assert row["edit"] == "inpainting" and row["inpaint"] == [[0.2, 0.6]] and row["seed"] in (0, 1)
     assert -1 <= row["clap_score"] <= 1 and sf.info(out / row["wav"]).frames == 128 * 160
+    assert infer_main(["--checkpoint_path", str(tiny_ldm), "--text", "A drum is hit", "--init_audio", str(init), "--strength",
+                       "0.8", "--source_prompt", "A bell rings", "--num_steps", "2", "--output_dir", str(tmp_path / "inv")]) == 0
+    row = json.loads((tmp_path / "inv" / "prompts.jsonl").read_text())
+    assert row["edit"] == "audio_to_audio" and row["source_prompt"] == "A bell rings" and row["strength"] == 0.8
 
 
 @pytest.mark.parametrize("args, message", [
@@ -147,6 +173,7 @@ def test_cli_edits_write_settings_and_clap_keeps_candidates(tiny_ldm, clip, tmp_
     (["--init_audio", "{clip}", "--inpaint", "0.2:0.6", "--sampler", "heun"], "cannot inpaint"),
     (["--init_audio", "{clip}", "--inpaint", "0.2:0.6", "--resample", "2", "--sampler", "dpm++"], "stateless sampler"),
     (["--num_candidates", "3"], "needs a scorer"),
+    (["--init_audio", "{clip}", "--inpaint", "0.2:0.6", "--source_prompt", "A bell"], "give it with --init_audio F --strength S"),
 ])
 def test_bad_edit_input_is_one_line(tiny_ldm, clip, tmp_path, args, message):
     files = {"missing": tmp_path / "nope.wav", "corrupt": tmp_path / "bad.wav", "silent": tmp_path / "silent.wav",

@@ -5,6 +5,9 @@
 
 Edit a clip with text, zero-shot (AudioLDM's editing, no training):
   --init_audio F --strength 0.5                 audio-to-audio: keep F's structure, move it toward the text
+  --init_audio F --strength 0.9 --source_prompt "A low beep repeats"
+                                                audio-to-audio by inverting F with its own caption (DDPM
+                                                inversion): keeps far more of F than noising it
   --init_audio F --inpaint 1.0:1.8              regenerate 1.0-1.8 s (repeatable), keep the rest
   --init_audio F --duration 10                  continue F to 10 s (and any --duration beyond the training
                                                 length is made in overlapping windows, with or without F)
@@ -47,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     edit = p.add_argument_group("editing a given clip")
     edit.add_argument("--init_audio", type=Path, help="the clip to edit or continue (any format librosa reads)")
     edit.add_argument("--strength", type=float, help="audio-to-audio: in (0, 1]; 1 ignores the clip, near 0 returns it")
+    edit.add_argument("--source_prompt", help="audio-to-audio: a caption of --init_audio; inverts the clip instead of noising it (ddim sampler)")
     edit.add_argument("--inpaint", action="append", default=[], metavar="START:END", help="seconds to regenerate (repeatable)")
     edit.add_argument("--resample", type=int, default=1, help="inpainting: take each step this many times (RePaint; ddim or ddpm)")
     edit.add_argument("--super_resolution", type=float, metavar="CUTOFF_HZ", help="regenerate the mel bands above this frequency")
@@ -120,6 +124,8 @@ def check_edit_options(args: argparse.Namespace) -> list[tuple[float, float]]:
         raise UserError("--init_audio needs an edit: --strength, --inpaint, --super_resolution, or --duration to continue it")
     if args.resample != 1 and not args.inpaint:
         raise UserError("--resample applies to --inpaint only")
+    if args.source_prompt is not None and args.strength is None:
+        raise UserError("--source_prompt describes the clip for audio-to-audio: give it with --init_audio F --strength S")
     check_number("--num_candidates", args.num_candidates, 1)
     check_number("--resample", args.resample, 1)
     if args.num_candidates > 1 and args.clap is None:
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         from utils.audio import load_audio
 
         edit = Edit([load_audio(args.init_audio, pipe.mel_cfg.sample_rate)], args.strength, spans,
-                    args.super_resolution, args.resample, source=str(args.init_audio))
+                    args.super_resolution, args.resample, source=str(args.init_audio), source_prompt=args.source_prompt)
     scorer = None
     if args.clap is not None:
         from evaluation.embedders.clap import ClapEmbedding

@@ -2,6 +2,10 @@
 
 What to keep and what to regenerate is a latent mask; the pipeline's one sampling loop does the rest:
   - audio-to-audio (SDEdit): noise the clip's latent to the step `strength` selects and denoise with the text;
+    with a caption of the clip (`source_prompt`), invert it instead (edit-friendly DDPM inversion,
+    Huberman-Spiegelglas et al. 2024, as used for audio by Manor & Michaeli 2024): every step's noise is the one
+    that makes the source caption's denoising land on the clip's own noised latents, so the target caption
+    moves only what the two captions disagree on;
   - inpainting / continuation: after every step the kept latent frames are replaced by the clip's latent noised to
     that step (RePaint, Lugmayr et al. 2022; optional resampling), and by the clip's latent itself at the end;
   - super-resolution: the same with a mask over the latent's mel axis (bins above the cutoff regenerated);
@@ -36,6 +40,7 @@ class Edit:
     inpaint: list[tuple[float, float]] = field(default_factory=list)  # (start, end) seconds to regenerate
     super_resolution: float | None = None  # Hz: mel bins above it are regenerated, those below kept
     resample: int = 1  # RePaint's resampling: each step is taken this many times (ddim / ddpm)
+    source_prompt: str | list[str] | None = None  # audio-to-audio: the clip's caption (one, or one per clip); inverts it
     source: str = "init audio"  # how errors name the clip (the file)
 
     @property
@@ -59,6 +64,8 @@ class Edit:
             out["super_resolution"] = self.super_resolution
         if self.resample > 1:
             out["resample"] = self.resample
+        if self.source_prompt is not None:
+            out["source_prompt"] = self.source_prompt
         return out
 
 
@@ -99,6 +106,14 @@ def check_edit(edit: Edit, sample_rate: int, max_seconds: float) -> float:
             raise UserError(f"--inpaint spans {s0}:{e0} and {s1}:{e1} overlap; give them as one span")
     if edit.resample < 1:
         raise UserError(f"--resample {edit.resample} must be at least 1")
+    if edit.source_prompt is not None:
+        if edit.strength is None:
+            raise UserError("--source_prompt describes the clip for audio-to-audio: give it with --strength")
+        captions = [edit.source_prompt] if isinstance(edit.source_prompt, str) else edit.source_prompt
+        if len(captions) not in (1, len(edit.audio)):
+            raise UserError(f"{len(captions)} source prompts for {len(edit.audio)} init clips: give one, or one per clip")
+        if any(not c.strip() for c in captions):
+            raise UserError("--source_prompt is empty: describe the given clip, or leave the option out")
     return seconds
 
 

@@ -65,6 +65,7 @@ SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = dict(zip(SAMPLER_NAMES, [
 STAGE = "audioldm"
 HOW_TO_TRAIN = "sh egs/tta/audioldm/run_train.sh (or convert a published model: sh egs/tta/pretrained/run_convert.sh)"
 MAX_SECONDS = 60.0  # longer requests are refused rather than exhausting memory
+INVERSION_SAMPLER = "ddim"  # audio-to-audio with --source_prompt runs DDIM with eta 1 (invert_and_edit)
 Scorer = Callable[[torch.Tensor, int, str], torch.Tensor]  # (wav [N, samples], sample rate, prompt) -> [N] scores
 
 
@@ -293,6 +294,8 @@ class TTAPipeline:
         num_steps, (guidance,) = self.sampling_options(num_steps, guidance_scale=guidance_scale)
         if num_candidates < 1 or (num_candidates > 1 and scorer is None):
             raise UserError("--num_candidates above 1 needs a scorer (--clap DIR)" if num_candidates > 1 else "--num_candidates must be at least 1")
+        if edit is not None and edit.source_prompt is not None and sampler not in (None, INVERSION_SAMPLER):
+            raise UserError(f"--source_prompt inverts the clip with the {INVERSION_SAMPLER} sampler; leave --sampler out (got {sampler})")
         sampler = sampler or self.defaults["sampler"]
         make_sampler(sampler, self.noise_scheduler)  # an unknown name fails before any work
         per_prompt = num_samples * num_candidates
@@ -307,7 +310,12 @@ class TTAPipeline:
         guide = guidance if guidance != 1.0 else None
         timings["text"] = time.perf_counter() - clock
 
-        if edit is not None and edit.mode != "continuation":
+        if edit is not None and edit.source_prompt is not None and edit.mode == "audio_to_audio":
+            z0, _, _ = self.init_latents(edit, n_prompts, per_prompt)  # checks the edit
+            captions = [edit.source_prompt] if isinstance(edit.source_prompt, str) else edit.source_prompt
+            source = self.condition([c for c in captions for _ in range(len(prompts) // len(captions))], negative_prompt, guidance)
+            z = self.invert_and_edit(z0, edit.strength, source, text, guide, gens, num_steps, progress)
+        elif edit is not None and edit.mode != "continuation":
             z = self.edit_in_place(edit, text, guide, gens, sampler, num_steps, n_prompts, per_prompt, progress)
         else:
             z = self.generate_windows(edit, duration, text, guide, gens, sampler, num_steps, n_prompts, per_prompt,
@@ -383,6 +391,32 @@ class TTAPipeline:
         mask = mask.expand_as(z0).to(z0)
         return self.denoise(noise * sched.init_noise_sigma, sched, sched.timesteps, text, guide, gens, z0, mask,
                             edit.resample, progress)
+
+    def invert_and_edit(self, z0: torch.Tensor, strength: float, source, text, guide, gens, num_steps: int,
+                        progress: bool) -> torch.Tensor:
+        """Audio-to-audio by edit-friendly DDPM inversion. The clip's latent is noised independently to every
+        step of the last `strength` of a DDIM schedule with eta 1 (a DDPM on those steps); each step's residual
+        r_i = z_(i+1) - mu(z_i | source caption) is kept, and the edit runs z_(i+1) = mu(z_i | text) + r_i from
+        the noised clip. The source caption itself therefore gives back the clip's latent exactly; another
+        caption changes only what its predictions change. diffusers has DDIM inversion (deterministic, which
+        drifts from the clip) but not this one, hence written here on its DDIM step."""
+        sched = make_sampler(INVERSION_SAMPLER, self.noise_scheduler)
+        sched.set_timesteps(num_steps, device=self.device)
+        timesteps = sched.timesteps[num_steps - max(1, min(int(num_steps * strength), num_steps)):]
+        noised = [sched.add_noise(z0, self.noise_like(z0, gens), t.expand(len(z0))) for t in timesteps] + [z0]
+        mean = lambda z, t, cond: sched.step(self.predict(z, t, cond, guide), t, z, eta=1.0,  # noqa: E731
+                                             variance_noise=torch.zeros_like(z)).prev_sample
+        bar = tqdm(total=2 * len(timesteps), desc="inverting, then editing", unit="step", disable=not progress)
+        residuals = []
+        for i, t in enumerate(timesteps):
+            residuals.append(noised[i + 1] - mean(noised[i], t, source))
+            bar.update()
+        z = noised[0]
+        for t, r in zip(timesteps, residuals):
+            z = mean(z, t, text) + r
+            bar.update()
+        bar.close()
+        return z
 
     def generate_windows(self, edit: Edit | None, duration: float | None, text, guide, gens, sampler: str,
                          num_steps: int, n_prompts: int, per_prompt: int, overlap: float, progress: bool) -> torch.Tensor:
