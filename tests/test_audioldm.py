@@ -144,6 +144,18 @@ def test_resume_continues_exactly(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
     assert run("split", 4, resume=True) == pytest.approx(full, rel=1e-6)
 
 
+def test_resume_puts_the_ema_weights_on_the_training_device(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path, monkeypatch):
+    """The checkpoint is read onto the CPU; on a GPU the EMA's shadow weights stayed there and the first update
+    after resume failed (seen on an H100). Here the accelerator's device is made `meta` to see where they go."""
+    cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "train.max_steps=2", "train.valid_every=100",
+                            "model.valid_samples=0", "train.ema_decay=0.99")
+    Trainer(AudioLDMTask, cfg, resolved, "ema").run()
+    trainer = Trainer(AudioLDMTask, cfg, resolved, "ema", resume=True)
+    monkeypatch.setattr(type(trainer.accelerator), "device", property(lambda self: torch.device("meta")))
+    trainer._resume()
+    assert {p.device.type for p in trainer.ema.shadow_params} == {"meta"}
+
+
 def test_missing_vae_context_mismatch_and_empty_data(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
     with pytest.raises(UserError, match=r"nowhere is not a autoencoderkl export .*run_train.sh"):
         Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tmp_path / "nowhere", tmp_path, *t5_sets(tiny_t5)), "x")
