@@ -100,7 +100,7 @@ def test_gradio_client_calls_the_api(server, tiny_ldm):
     from gradio_client import handle_file
 
     *players, mels, files, info = client.predict(str(tiny_ldm), "", 1.0, handle_file(files[0]), "audio-to-audio", "A bell rings",
-                                                 0.8, "A drum is hit", "", 10, 4000, "", "2", "", 0, 1, api_name="/edit")
+                                                 0.8, "A drum is hit", "", 10, 4000, "model's default", "2", "", 0, 1, api_name="/edit")
     assert len(files) == 1 and "--strength 0.8 --source_prompt 'A drum is hit'" in info  # the inversion path, reproducible
     assert len(sf.read(files[0])[0]) == 64 * 160
 
