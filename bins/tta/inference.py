@@ -7,7 +7,7 @@ Edit a clip with text, zero-shot (AudioLDM's editing, no training):
   --init_audio F --strength 0.5                 audio-to-audio: keep F's structure, move it toward the text
   --init_audio F --strength 0.9 --source_prompt "A low beep repeats"
                                                 audio-to-audio by inverting F with its own caption (DDPM
-                                                inversion): keeps far more of F than noising it
+                                                inversion): keeps more of F than noising it
   --init_audio F --inpaint 1.0:1.8              regenerate 1.0-1.8 s (repeatable), keep the rest
   --init_audio F --duration 10                  continue F to 10 s (and any --duration beyond the training
                                                 length is made in overlapping windows, with or without F)

@@ -53,6 +53,13 @@ class Edit:
             return "super_resolution"
         return "continuation"
 
+    @property
+    def source_captions(self) -> list[str]:
+        """`source_prompt` as a list: one caption for every clip, or one per clip."""
+        if self.source_prompt is None:
+            return []
+        return [self.source_prompt] if isinstance(self.source_prompt, str) else list(self.source_prompt)
+
     def as_dict(self) -> dict:
         """The edit settings a generated clip is written with (prompts.jsonl)."""
         out = {"edit": self.mode, "init_audio": self.source}
@@ -109,7 +116,7 @@ def check_edit(edit: Edit, sample_rate: int, max_seconds: float) -> float:
     if edit.source_prompt is not None:
         if edit.strength is None:
             raise UserError("--source_prompt describes the clip for audio-to-audio: give it with --strength")
-        captions = [edit.source_prompt] if isinstance(edit.source_prompt, str) else edit.source_prompt
+        captions = edit.source_captions
         if len(captions) not in (1, len(edit.audio)):
             raise UserError(f"{len(captions)} source prompts for {len(edit.audio)} init clips: give one, or one per clip")
         if any(not c.strip() for c in captions):

@@ -312,7 +312,7 @@ class TTAPipeline:
 
         if edit is not None and edit.source_prompt is not None and edit.mode == "audio_to_audio":
             z0, _, _ = self.init_latents(edit, n_prompts, per_prompt)  # checks the edit
-            captions = [edit.source_prompt] if isinstance(edit.source_prompt, str) else edit.source_prompt
+            captions = edit.source_captions
             source = self.condition([c for c in captions for _ in range(len(prompts) // len(captions))], negative_prompt, guidance)
             z = self.invert_and_edit(z0, edit.strength, source, text, guide, gens, num_steps, progress)
         elif edit is not None and edit.mode != "continuation":
