@@ -62,6 +62,20 @@ def test_builtin_minilm_loads_offline():
     assert pooled[0] @ pooled[1] > pooled[0] @ pooled[2]  # a real sentence encoder, not random weights
 
 
+def test_projected_output_of_an_encoder_without_projection_head_is_its_mean_pooled_sentence_vector():
+    """all-MiniLM-L6-v2 has no projection head: `projected` is sentence-transformers' own pooling (the masked
+    mean of the token states, L2-normalised), one state per caption, batch padding not counted."""
+    captions = ["a dog barks", "a small puppy is barking loudly at the door"]
+    tokens = TextEncoder(TextEncoderConfig("builtin:all-minilm-l6-v2", max_length=32, trainable=False))
+    sentence = TextEncoder(TextEncoderConfig("builtin:all-minilm-l6-v2", max_length=32, trainable=False, output="projected"))
+    assert sentence.hidden_size == 384
+    emb, mask = sentence.encode(captions)
+    assert emb.shape == (2, 1, 384) and mask.all()
+    for i, caption in enumerate(captions):  # each caption alone: no padding in its mean
+        states, _ = tokens([caption])
+        torch.testing.assert_close(emb[i, 0], torch.nn.functional.normalize(states[0].mean(0), dim=-1), atol=1e-5, rtol=1e-4)
+
+
 def test_unknown_text_encoder_is_a_clear_error():
     with pytest.raises(UserError, match="text encoder 'no-such/model' could not be loaded"):
         TextEncoder(TextEncoderConfig("no-such/model", 16, False))
@@ -85,6 +99,31 @@ def test_cfg_dropout_rate_and_null_rows(tiny_synthcaps, tiny_vae, tiny_t5, tmp_p
     emb0, _ = task.condition(captions[:8], torch.Generator().manual_seed(0), dropout=0.0)
     ref, _ = task.text.encode(captions[:8])
     torch.testing.assert_close(emb0, ref)
+
+
+def test_token_dropout_masks_tokens_of_kept_captions_only(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    """model.token_dropout masks that share of a caption's tokens (never all of them); the CFG null rows and the
+    states themselves are untouched, and the training step uses it (validation does not)."""
+    cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "model.token_dropout=0.4")
+    trainer = Trainer(AudioLDMTask, cfg, resolved, "tokdrop")
+    task = trainer.task
+    captions = ["a dog barks", "wind blows"] * 500
+    own, own_mask = task.text.encode(captions)
+    emb, mask = task.condition(captions, torch.Generator().manual_seed(0), dropout=0.0, token_dropout=0.4)
+    torch.testing.assert_close(emb, own)
+    assert not (mask & ~own_mask).any() and mask.any(1).all()
+    assert 0.35 < 1 - mask.sum() / own_mask.sum() < 0.45
+    null_emb, null_mask = task.text.null(4)
+    emb, mask = task.condition(captions[:4], torch.Generator().manual_seed(0), dropout=0.999, token_dropout=0.9)
+    assert torch.equal(mask[:, : null_mask.shape[1]], null_mask)  # null rows keep their every token
+    seen = []
+    real = task.condition
+    task.condition = lambda caps, gen, dropout, token_dropout=0.0: seen.append(token_dropout) or real(caps, gen, dropout, token_dropout)
+    batch = next(iter(trainer.train_dl))
+    task.train_step(batch, 0), task.valid_step(batch, torch.Generator().manual_seed(0))
+    assert seen == [0.4, 0.0]
+    with pytest.raises(ValueError, match="model.token_dropout"):
+        ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, "model.token_dropout=1.0")
 
 
 @pytest.mark.parametrize("prediction, ratio", [("epsilon", 0.6), ("v_prediction", 0.9)])

@@ -18,6 +18,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, PNDMScheduler, UNet2DConditionModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
+from models.tta.audioldm.text_encoder import masked_mean
 from utils.errors import UserError
 
 
@@ -108,8 +109,7 @@ def text_condition(unet: UNet2DConditionModel, emb: torch.Tensor, mask: torch.Te
         return {"encoder_hidden_states": None, "class_labels": emb[:, 0]}
     kwargs = {"encoder_hidden_states": emb, "encoder_attention_mask": mask}
     if unet.config.class_embed_type == "projection":
-        weight = mask.unsqueeze(-1).to(emb.dtype)
-        kwargs["class_labels"] = (emb * weight).sum(1) / weight.sum(1).clamp(min=1)
+        kwargs["class_labels"] = masked_mean(emb, mask)
     return kwargs
 
 

@@ -7,7 +7,7 @@ samples z = mean + std * eps with the step's generator, exactly as the on-the-fl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,9 +52,14 @@ class DiffusionConfig:
     noise_scheduler: dict[str, Any]  # diffusers DDPMScheduler kwargs
     sampler: dict[str, Any]  # inference defaults: name, num_steps, guidance_scale
     valid_samples: int  # prompts sampled for TensorBoard at the end / every sample_every
+    # training only: probability of masking each token of a kept caption out of the text condition (at least
+    # one token stays), so the U-Net cannot lean on a single word's state (docs/RESULTS.md, "Time")
+    token_dropout: float = field(default=0.0, kw_only=True)
     sampler_keys: ClassVar[tuple[str, ...]] = SAMPLER_KEYS
 
     def __post_init__(self) -> None:
+        if not 0 <= self.token_dropout < 1:
+            raise ValueError(f"model.token_dropout={self.token_dropout}: use a probability in [0, 1)")
         unknown = sorted(set(self.sampler) - set(self.sampler_keys))
         if unknown:
             raise ValueError(f"model.sampler: unknown key(s) {unknown}; valid keys: {', '.join(self.sampler_keys)}")
@@ -213,11 +218,16 @@ class AudioLDMTask(Task):
         eps = torch.randn(post[:, 0].shape, generator=gen).to(post.device)
         return (post[:, 0] + post[:, 1] * eps) * self.scale
 
-    def condition(self, captions: list[str], gen: torch.Generator, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Text states with each caption replaced by the null prompt with probability `dropout` (CFG)."""
+    def condition(self, captions: list[str], gen: torch.Generator, dropout: float,
+                  token_dropout: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text states with each caption replaced by the null prompt with probability `dropout` (CFG), and
+        each token of the others masked out with probability `token_dropout`."""
         drop = torch.rand(len(captions), generator=gen) < dropout
         trained = self.modules.get("text")  # the prepared (data-parallel) text encoder when it trains
         emb, mask = self.text.encode(captions, trained)
+        if token_dropout > 0:
+            kept = mask & (torch.rand(mask.shape, generator=gen) >= token_dropout).to(mask.device)
+            mask = torch.where(kept.any(1, keepdim=True), kept, mask)  # a caption that lost every token keeps all
         if drop.any():
             null_emb, null_mask = self.text.null(int(drop.sum()), trained)
             emb, mask = join((emb, mask), (null_emb, null_mask))  # rows: all B captions, then the nulls
@@ -227,12 +237,12 @@ class AudioLDMTask(Task):
         return emb, mask
 
     # ---- steps ---------------------------------------------------------------------------------
-    def diffusion_loss(self, batch: dict, gen: torch.Generator, dropout: float) -> torch.Tensor:
+    def diffusion_loss(self, batch: dict, gen: torch.Generator, dropout: float, token_dropout: float = 0.0) -> torch.Tensor:
         unet, sched = self.modules["unet"], self.noise_scheduler
         # 1. z0 ~ q(z|x), scaled to unit variance
         z0 = self.latents(batch, gen)
         # 2. text condition with CFG dropout
-        emb, mask = self.condition(batch["caption"], gen, dropout)
+        emb, mask = self.condition(batch["caption"], gen, dropout, token_dropout)
         # 3. forward process: z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps, t ~ U{0..T-1}
         noise = torch.randn(z0.shape, generator=gen).to(z0.device)
         t = torch.randint(0, sched.config.num_train_timesteps, (z0.shape[0],), generator=gen).to(z0.device)
@@ -255,7 +265,8 @@ class AudioLDMTask(Task):
         return zt
 
     def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
-        loss = self.diffusion_loss(batch, self.step_generator(step), self.cfg.model.cfg_dropout)
+        model = self.cfg.model
+        loss = self.diffusion_loss(batch, self.step_generator(step), model.cfg_dropout, model.token_dropout)
         self.optim_step(tuple(self.optimizers), loss)  # the U-Net, plus the text encoder when trainable
         return {"loss": loss.detach()}
 

@@ -7,8 +7,9 @@ place the null (unconditional) prompt is built: the empty caption, encoded like 
 (CFG dropout) and at inference.
 
 Two outputs, one interface: `tokens` gives the last hidden states and their mask (cross-attention: ours,
-T5, Tango); `projected` gives the L2-normalised projected sentence embedding as a single token (AudioLDM's
-CLAP `text_embeds`, fed to the U-Net as a global vector). Both are (states [B, L, D], mask [B, L]), so
+T5, Tango); `projected` gives the L2-normalised sentence embedding as a single token, fed to the U-Net as a
+global vector: AudioLDM's CLAP `text_embeds`, or for an encoder without a projection head the masked mean of
+its token states (the pooling sentence-transformers such as all-MiniLM-L6-v2 were trained for). Both are (states [B, L, D], mask [B, L]), so
 caching, CFG dropout and the null prompt work the same way for both.
 """
 
@@ -39,7 +40,7 @@ class TextEncoderConfig:
     name_or_path: str
     max_length: int  # tokens; longer captions are truncated
     trainable: bool  # False: frozen, and embeddings are cached per caption
-    output: str = "tokens"  # "tokens": hidden states for cross-attention; "projected": CLAP-style sentence vector
+    output: str = "tokens"  # "tokens": hidden states for cross-attention; "projected": one sentence vector
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -60,9 +61,15 @@ def resolve(name_or_path: str) -> str:
 def output_width(config, output: str) -> int:
     """Width of each output state of a text model with this config: the projection's for `projected`, the
     hidden states' otherwise."""
-    if output == "projected":
+    if output == "projected" and hasattr(config, "projection_dim"):
         return int(config.projection_dim)
     return int(getattr(config, "d_model", None) or config.hidden_size)
+
+
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[B, L, D] states, [B, L] mask -> [B, D] mean over the unmasked tokens."""
+    weight = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weight).sum(1) / weight.sum(1).clamp(min=1)
 
 
 def _pad_stack(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,10 +95,7 @@ class TextEncoder(nn.Module):
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             model_cls = T5EncoderModel if model_type in ("t5", "mt5", "umt5") else AutoModel
             if cfg.output == "projected":
-                if model_type not in PROJECTED_MODELS:
-                    raise UserError(f"text encoder '{cfg.name_or_path}' ({model_type}) has no projected sentence embedding; "
-                                    f"text_encoder.output='projected' needs one of {sorted(PROJECTED_MODELS)}")
-                model_cls = PROJECTED_MODELS[model_type]
+                model_cls = PROJECTED_MODELS.get(model_type, model_cls)
             self.model = model_cls.from_pretrained(path)
         except UserError:
             raise
@@ -127,7 +131,8 @@ class TextEncoder(nn.Module):
         ).to(self.device)
         out = (model or self.model)(input_ids=tok.input_ids, attention_mask=tok.attention_mask)
         if self.cfg.output == "projected":  # AudioLDM: F.normalize(text_embeds), one "token" per caption
-            states = torch.nn.functional.normalize(out.text_embeds, dim=-1).unsqueeze(1)
+            sentence = out.text_embeds if hasattr(out, "text_embeds") else masked_mean(out.last_hidden_state, tok.attention_mask)
+            states = torch.nn.functional.normalize(sentence, dim=-1).unsqueeze(1)
             return states, torch.ones(states.shape[:2], dtype=torch.bool, device=states.device)
         return out.last_hidden_state, tok.attention_mask.bool()
 
