@@ -8,8 +8,8 @@
 
 vae: the SynthCaps analyser on the test clips' own mels and on their VAE round trips (mel analysed directly, and
 through Griffin-Lim as generation does): the most any generated pattern can reach.
-text: a ridge linear probe on the export's text encoder (masked-mean token states, the vector `pooled_text`
-feeds the U-Net) fitted on the training captions and scored on the held-out test captions, per attribute and
+text: a ridge linear probe on the export's text encoder (the L2-normalised masked mean of its token states: the
+sentence embedding all-MiniLM-L6-v2 was trained to give) fitted on the training captions and scored on the held-out test captions, per attribute and
 per held-out pattern phrase: which phrasings the frozen encoder places with their training paraphrases.
 denoise: real validation clips (their own, seen captions) noised to timestep t with one fixed noise draw; the
 U-Net's one-step clean estimate x0(z_t) at guidance 3, decoded, is analysed: the share of clips whose pattern
@@ -86,11 +86,12 @@ def text_probe(ldm_path: str) -> None:
         with torch.no_grad():
             for start in range(0, len(rows), 100):
                 states, mask = text.encode([r["Caption"] for r in rows[start: start + 100]])
-                out.append(((states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)).numpy())
+                mean = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+                out.append(torch.nn.functional.normalize(mean, dim=-1).numpy())  # as sentence-transformers embed
         return np.c_[np.concatenate(out), np.ones(len(rows))]
 
     x = {s: mean_states(rows) for s, rows in splits.items()}
-    print("ridge probe on the masked-mean text states, fitted on train captions, scored on held-out test captions")
+    print("ridge probe on the normalised masked-mean text states, fitted on train captions, scored on held-out test captions")
     for attr in ("sound_type", "pitch", "pattern"):
         labels = sorted({r["Attributes"][attr] for r in splits["train"]})
         y = np.eye(len(labels))[[labels.index(r["Attributes"][attr]) for r in splits["train"]]]
