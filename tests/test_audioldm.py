@@ -328,7 +328,7 @@ def test_accumulated_micro_batches_draw_different_noise(tiny_synthcaps, tiny_vae
     trainer = Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *sets), "accum")
     seeds = []
     real = trainer.task.diffusion_loss
-    trainer.task.diffusion_loss = lambda batch, gen, dropout: seeds.append(gen.initial_seed()) or real(batch, gen, dropout)
+    trainer.task.diffusion_loss = lambda batch, gen, *args, **kw: seeds.append(gen.initial_seed()) or real(batch, gen, *args, **kw)
     trainer.run()
     assert seeds[0] != seeds[1]  # the two micro-batches of step 0 (validation's fixed generator follows)
     trainer.task.micro_batch = 0
