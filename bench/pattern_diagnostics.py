@@ -77,6 +77,7 @@ def vae_ceiling(vae_path: str, split: str) -> None:
 
 def text_probe(ldm_path: str) -> None:
     from models.tta.audioldm.pipeline import TTAPipeline
+    from models.tta.audioldm.text_encoder import masked_mean
 
     text = TTAPipeline.from_experiment(ldm_path).text
     splits = {s: json.loads((PROCESSED / f"{s}.json").read_text()) for s in ("train", "test")}
@@ -86,8 +87,7 @@ def text_probe(ldm_path: str) -> None:
         with torch.no_grad():
             for start in range(0, len(rows), 100):
                 states, mask = text.encode([r["Caption"] for r in rows[start: start + 100]])
-                mean = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-                out.append(torch.nn.functional.normalize(mean, dim=-1).numpy())  # as sentence-transformers embed
+                out.append(torch.nn.functional.normalize(masked_mean(states, mask), dim=-1).numpy())  # as sentence-transformers embed
         return np.c_[np.concatenate(out), np.ones(len(rows))]
 
     x = {s: mean_states(rows) for s, rows in splits.items()}

@@ -52,8 +52,8 @@ class DiffusionConfig:
     noise_scheduler: dict[str, Any]  # diffusers DDPMScheduler kwargs
     sampler: dict[str, Any]  # inference defaults: name, num_steps, guidance_scale
     valid_samples: int  # prompts sampled for TensorBoard at the end / every sample_every
-    # training only: probability of masking each token of a kept caption out of the text condition (at least
-    # one token stays), so the U-Net cannot lean on a single word's state (docs/RESULTS.md, "Time")
+    # training only: probability of masking each token of a kept caption out of the text condition (a caption
+    # that would lose every token keeps them all), so the U-Net cannot lean on one word (docs/RESULTS.md, "Time")
     token_dropout: float = field(default=0.0, kw_only=True)
     sampler_keys: ClassVar[tuple[str, ...]] = SAMPLER_KEYS
 
