@@ -3,7 +3,8 @@ AUDIT editor, edit triplets (columns input, output, instruction).
 
 Rows are split into train/valid/test by a seeded shuffle; the same seed gives the same split. Files saved
 by spreadsheet programs (UTF-8 with a byte-order mark) read like any other; a row with an empty caption is
-skipped and reported; a file listed on several rows is one clip with several captions.
+skipped and reported; a file listed on several rows is one clip with several captions. Any other non-empty
+column (a class label, a source) is kept in the row's `Attributes`, which `data.balance_by` can balance on.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def build_clips(raw_dir: Path, name: str, valid_ratio: float, test_ratio: float,
             continue
         uid = _uid(row["file"])
         meta = {"Dataset": name, "Uid": uid, "Caption": caption}
+        extra = {k: v for k, v in row.items() if k not in ("file", "caption") and k and v not in (None, "")}
+        if extra:
+            meta["Attributes"] = extra
         if uid in by_uid:
             by_uid[uid].rows.append(meta)
         else:

@@ -76,6 +76,37 @@ def test_projected_output_of_an_encoder_without_projection_head_is_its_mean_pool
         torch.testing.assert_close(emb[i, 0], torch.nn.functional.normalize(states[0].mean(0), dim=-1), atol=1e-5, rtol=1e-4)
 
 
+def test_sentence_token_leads_the_token_states_and_survives_export(tiny_synthcaps, tiny_vae, tmp_path):
+    """`tokens+sentence`: the token states after one leading token, the normalised sentence embedding at the
+    caption's mean token norm (padding not counted); a model trained with it exports and samples with it."""
+    from models.tta.audioldm.pipeline import TTAPipeline
+
+    captions = ["a dog barks", "a small puppy is barking loudly at the door"]
+    tokens = TextEncoder(TextEncoderConfig("builtin:all-minilm-l6-v2", max_length=32, trainable=False))
+    both = TextEncoder(TextEncoderConfig("builtin:all-minilm-l6-v2", max_length=32, trainable=False, output="tokens+sentence"))
+    assert both.hidden_size == 384
+    emb, mask = both.encode(captions)
+    for i, caption in enumerate(captions):
+        states, _ = tokens([caption])
+        n = states.shape[1]
+        assert mask[i].sum() == n + 1 and mask[i, : n + 1].all()
+        torch.testing.assert_close(emb[i, 1 : n + 1], states[0])
+        sentence = torch.nn.functional.normalize(states[0].mean(0), dim=-1) * states[0].norm(dim=-1).mean()
+        torch.testing.assert_close(emb[i, 0], sentence, atol=1e-5, rtol=1e-4)
+    sets = ["text_encoder.output=tokens+sentence", "train.max_steps=2", "model.valid_samples=0"]
+    export = Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *sets), "sentence").run()
+    pipe = TTAPipeline.from_experiment(export)
+    assert pipe.text.cfg.output == "tokens+sentence"
+    assert torch.isfinite(pipe(["A dog barks"], seed=0, num_steps=2).mel).all()
+
+
+def test_balance_by_reaches_the_training_split_only(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    plain = Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5)), "plain")
+    balanced = Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "data.balance_by=sound_type"), "bal")
+    assert len(balanced.train_dl.dataset) > len(plain.train_dl.dataset)
+    assert balanced.valid_dl.dataset.rows == plain.valid_dl.dataset.rows
+
+
 def test_unknown_text_encoder_is_a_clear_error():
     with pytest.raises(UserError, match="text encoder 'no-such/model' could not be loaded"):
         TextEncoder(TextEncoderConfig("no-such/model", 16, False))

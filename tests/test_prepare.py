@@ -95,10 +95,10 @@ def test_own_folder_preparation(tmp_path):
     for i in range(12):
         name = f"clip {i}.{'flac' if i % 2 else 'wav'}"
         sf.write(raw / name, tone(freq=200 + 50 * i, sr=16000), 16000)
-        rows.append({"file": name, "caption": f"A tone, number {i}, says “hi”"})
-    rows.append({"file": "absent.wav", "caption": "missing"})
+        rows.append({"file": name, "caption": f"A tone, number {i}, says “hi”", "label": "loud" if i < 3 else ""})
+    rows.append({"file": "absent.wav", "caption": "missing", "label": ""})
     with (raw / "metadata.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["file", "caption"])
+        w = csv.DictWriter(f, fieldnames=["file", "caption", "label"])
         w.writeheader()
         w.writerows(rows)
     out = tmp_path / "out"
@@ -106,6 +106,9 @@ def test_own_folder_preparation(tmp_path):
     splits = {s: json.loads((out / "my_sounds" / f"{s}.json").read_text()) for s in ("train", "valid", "test")}
     assert [len(splits[s]) for s in ("train", "valid", "test")] == [10, 1, 1]
     assert splits["train"][0]["Dataset"] == "my_sounds" and "“hi”" in splits["train"][0]["Caption"]
+    # other columns are kept as attributes where given (data.balance_by reads them)
+    every = [row for rows_ in splits.values() for row in rows_]
+    assert sorted(row.get("Attributes", {}).get("label", "") for row in every) == [""] * 9 + ["loud"] * 3
     # the same seed gives the same split
     out2 = tmp_path / "out2"
     assert main(["--dataset", "folder", "--raw_dir", str(raw), "--processed_dir", str(out2), *SETS]) == 0
@@ -195,6 +198,27 @@ def test_dataset_errors(tiny_synthcaps, tmp_path):
     ds.mel_paths[0] = tmp_path / "gone.npy"
     with pytest.raises(UserError, match="gone.npy is missing"):
         ds[0]
+
+
+def test_balance_by_repeats_rows_of_rare_values(tiny_synthcaps, tmp_path):
+    """data.balance_by lists each row round(commonest / its count) times, in place; a row without the attribute
+    is a one-line error naming the file and the key."""
+    import collections
+
+    rows = json.loads((tiny_synthcaps / "SynthCaps" / "train.json").read_text())
+    counts = collections.Counter(r["Attributes"]["sound_type"] for r in rows)
+    assert max(counts.values()) >= 2 * min(counts.values())  # the corpus is unbalanced by type (bells, drums)
+    ds = MelDataset(tiny_synthcaps, ["SynthCaps"], "train", TINY, balance_by="sound_type")
+    want = [r for r in rows for _ in range(max(1, round(max(counts.values()) / counts[r["Attributes"]["sound_type"]])))]
+    assert ds.rows == want and [p.stem for p in ds.mel_paths] == [r["Uid"] for r in want]
+    seen = collections.Counter(r["Attributes"]["sound_type"] for r in ds.rows)
+    assert max(seen.values()) / min(seen.values()) < max(counts.values()) / min(counts.values())
+    broken = tmp_path / "SynthCaps"
+    broken.mkdir()
+    (broken / "mel").symlink_to(tiny_synthcaps / "SynthCaps" / "mel")
+    (broken / "train.json").write_text(json.dumps(rows[:3] + [{k: v for k, v in rows[3].items() if k != "Attributes"}]))
+    with pytest.raises(UserError, match=f"train.json: row {rows[3]['Uid']} has no attribute 'sound_type' \\(data.balance_by\\)"):
+        MelDataset(tmp_path, ["SynthCaps"], "train", TINY, balance_by="sound_type")
 
 
 def test_cli_user_errors_are_one_line(tmp_path):

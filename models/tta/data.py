@@ -6,6 +6,7 @@ resumed run sees exactly the batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ class MelDataset(Dataset):
 
     def __init__(
         self, processed_dir: str | Path, datasets: list[str], split: str, mel_cfg: MelConfig,
-        crop_frames: int | None = None, seed: int = 0,
+        crop_frames: int | None = None, seed: int = 0, balance_by: str | None = None,
     ) -> None:
         self.mel_cfg = mel_cfg
         self.crop_frames = crop_frames
@@ -49,9 +50,10 @@ class MelDataset(Dataset):
                     f"{root / 'mel'} was prepared with audio settings {read_json(stamp)['audio']}, "
                     f"but this config has {mel_cfg.__dict__}; use the same `audio` block or re-prepare with --overwrite"
                 )
-            for row in read_json(meta):
-                self.rows.append(row)
-                self.mel_paths.append(root / "mel" / f"{row['Uid']}.npy")
+            rows = read_json(meta)
+            for row, repeats in zip(rows, repeat_factors(rows, balance_by, meta) if balance_by else [1] * len(rows)):
+                self.rows += [row] * repeats
+                self.mel_paths += [root / "mel" / f"{row['Uid']}.npy"] * repeats
         if not self.rows:
             raise UserError(f"split '{split}' of {datasets} in {processed_dir} is empty; {PREPARE_HINT}")
 
@@ -85,6 +87,19 @@ class MelDataset(Dataset):
         return {"mel": torch.from_numpy(np.ascontiguousarray(mel)), "caption": row["Caption"], "uid": row["Uid"], "row": row}
 
 
+def repeat_factors(rows: list[dict], key: str, meta: Path) -> list[int]:
+    """How often to list each row so that every value of its attribute `key` (in `Attributes`, or the row
+    itself) is seen about as often as the commonest: round(commonest count / its count), at least 1. Rows are
+    repeated, not drawn with replacement, so the order stays a function of (seed, epoch) and resumes exactly."""
+    values = [row.get("Attributes", {}).get(key, row.get(key)) for row in rows]
+    if None in values:
+        uid = rows[values.index(None)].get("Uid")
+        raise UserError(f"{meta}: row {uid} has no attribute '{key}' (data.balance_by); give every row one or set data.balance_by: null")
+    counts = Counter(values)
+    most = max(counts.values())
+    return [max(1, round(most / counts[v])) for v in values]
+
+
 def collate(items: list[dict]) -> dict:
     """Stack mels to [B, n_mels, T]; keep captions/uids/rows as lists."""
     return {
@@ -101,5 +116,5 @@ def mel_splits(cfg, train_crop_frames: int | None = None) -> tuple[MelDataset, M
     """The (train, valid) MelDatasets a config's `data` section names, in its audio settings; training items
     are random crops of `train_crop_frames` when given, validation items always whole clips."""
     data = cfg.data
-    train = MelDataset(data.processed_dir, data.datasets, data.train_split, cfg.audio, train_crop_frames, cfg.seed)
+    train = MelDataset(data.processed_dir, data.datasets, data.train_split, cfg.audio, train_crop_frames, cfg.seed, data.balance_by)
     return train, MelDataset(data.processed_dir, data.datasets, data.valid_split, cfg.audio, seed=cfg.seed)

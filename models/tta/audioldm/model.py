@@ -123,7 +123,7 @@ def check_context_dim(unet: UNet2DConditionModel, text_dim: int, text_name: str,
                 f"{text_output} of width {text_dim}; use a projected ({want}-dim) text encoder (text_encoder.output='projected')"
             )
         return
-    if text_output != "tokens":
+    if text_output == "projected":
         raise UserError(f"text encoder '{text_name}' gives one projected vector, but the U-Net cross-attends to token "
                         "states; set text_encoder.output='tokens'")
     if unet.config.cross_attention_dim != text_dim:

