@@ -24,7 +24,7 @@ from preprocessors.synthcaps import PATTERNS_BY_TYPE, PITCHES, SOUND_TYPES, Attr
 from utils.mel import MelFrontEnd
 
 STRENGTHS = (0.3, 0.5, 0.7, 0.9)
-INVERSION_STRENGTHS = (0.5, 0.7, 0.9, 1.0)  # inversion keeps the clip even from the first step: 1 is worth trying
+INVERSION_STRENGTHS = (0.5, 0.7, 0.8, 0.85, 0.9, 1.0)  # inversion keeps the clip even from the first step: 1 is worth trying
 SPAN_SECONDS = 0.8
 
 
