@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from bins.tta.train import main as train_main
@@ -9,6 +10,7 @@ from models.base.trainer import Trainer
 from models.vocoder import load_vocoder
 from models.vocoder.task import HiFiGANTask
 from utils.config import load_config
+from utils.errors import UserError
 
 DEBUG = "egs/tta/hifigan/exp_config_debug.json"
 
@@ -21,6 +23,13 @@ def test_few_steps_lower_mel_loss(tiny_synthcaps, tmp_path):
     assert batch["wav"].shape == (4, 16 * 160)
     losses = [trainer.task.train_step(batch, 0)["mel"].item() for _ in range(15)]
     assert losses[-1] < 0.8 * losses[0]
+
+
+def test_balance_by_is_refused_not_ignored(tiny_synthcaps, tmp_path):
+    cfg, res = load_config(DEBUG, HiFiGANTask.Config, [f"data.processed_dir={tiny_synthcaps}", f"output_dir={tmp_path}",
+                                                       "data.balance_by=sound_type"])
+    with pytest.raises(UserError, match="data.balance_by: the vocoder"):
+        Trainer(HiFiGANTask, cfg, res, "voc")
 
 
 def test_gan_steps_train_exports_and_evaluates(tiny_synthcaps, tmp_path):

@@ -22,6 +22,7 @@ from models.vocoder.hifigan import HiFiGANConfig, build_generator, fit_length
 from modules.gan_losses import gan_active, lsgan_d_loss, lsgan_g_loss
 from modules.hifigan_discriminators import HiFiGANDiscriminator, feature_matching_loss
 from utils.audio import load_audio
+from utils.errors import UserError
 from utils.mel import MelFrontEnd, normalize_waveform
 from utils.schema import BaseConfig
 
@@ -84,6 +85,9 @@ class HiFiGANTask(Task):
         return self.modules, self.optimizers
 
     def datasets(self):
+        if self.cfg.data.balance_by:  # WavSegments takes each clip once: repeated rows would be dropped unseen
+            raise UserError("data.balance_by: the vocoder trains on every clip's audio once per epoch and does not "
+                            "balance rows; set data.balance_by: null")
         mel_train, mel_valid = mel_splits(self.cfg)
         n = self.cfg.segment_frames * self.cfg.audio.hop_length
         return WavSegments(mel_train, n, self.cfg.seed), WavSegments(mel_valid, n, self.cfg.seed)
