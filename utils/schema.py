@@ -37,7 +37,8 @@ class DataConfig:
     valid_split: str
     num_workers: int  # DataLoader workers
     # a row attribute (e.g. SynthCaps' "sound_type") whose values training should see about equally often: rows
-    # of rarer values are listed several times in the training split; null: every row once
+    # of rarer values are listed several times in the training split, counted within each dataset; null: every
+    # row once
     balance_by: str | None = None
 
     def __post_init__(self) -> None:

@@ -88,9 +88,10 @@ class MelDataset(Dataset):
 
 
 def repeat_factors(rows: list[dict], key: str, meta: Path) -> list[int]:
-    """How often to list each row so that every value of its attribute `key` (in `Attributes`, or the row
-    itself) is seen about as often as the commonest: round(commonest count / its count), at least 1. Rows are
-    repeated, not drawn with replacement, so the order stays a function of (seed, epoch) and resumes exactly."""
+    """How often to list each row of one dataset's split so that every value of its attribute `key` (in
+    `Attributes`, or the row itself) is seen about as often as the commonest: round(commonest count / its
+    count), at least 1. Rows are repeated, not drawn with replacement, so the order stays a function of
+    (seed, epoch) and resumes exactly."""
     values = [row.get("Attributes", {}).get(key, row.get(key)) for row in rows]
     if None in values:
         uid = rows[values.index(None)].get("Uid")

@@ -187,7 +187,7 @@ class AudioLDMTask(Task):
         self.build_latent_cache(latent_dir)
         make = lambda split, balance_by=None: LatentDataset(  # noqa: E731
             d.processed_dir, d.datasets, split, self.cfg.audio, seed=self.cfg.seed, balance_by=balance_by, latent_dir=latent_dir)
-        return make(d.train_split, d.balance_by), make(d.valid_split)
+        return make(d.train_split, d.balance_by), make(d.valid_split)  # validation: every row once
 
     @torch.no_grad()
     def posterior(self, mel: torch.Tensor) -> torch.Tensor:
