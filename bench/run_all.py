@@ -327,8 +327,10 @@ def case_editing(work: Path, size: str) -> list[dict]:
              row("edit inpainting", size, "mel L1 outside the span / VAE round trip's", r["ratio"], "x"),
              row("edit inpainting", size, "time per clip", r["seconds_per_clip"], "s")]
     r = bench.continuation()
-    rows += [row("edit continuation", size, "plain generation 2.56 s: all 3 attributes", r["plain_adherence"], "%")]
-    rows += [row("edit continuation", size, f"2.56 s -> 10.24 s, window {k + 2}: all 3 attributes", a, "%") for k, a in enumerate(r["window_adherence"])]
+    named = {"all": "all 3 attributes", "sound_type": "sound type", "pitch": "pitch", "pattern": "pattern"}
+    rows += [row("edit continuation", size, f"plain generation 2.56 s: {name}", r["plain_adherence"][key], "%") for key, name in named.items()]
+    rows += [row("edit continuation", size, f"2.56 s -> 10.24 s, window {k + 2}: {name}", a[key], "%")
+             for k, a in enumerate(r["window_adherence"]) for key, name in named.items()]
     rows += [row("edit continuation", size, "largest jump at joins / largest elsewhere: median clip", r["join_jump_ratio_median"], "x"),
              row("edit continuation", size, "largest jump at joins / largest elsewhere: worst clip", r["join_jump_ratio_max"], "x"),
              row("edit continuation", size, "clips whose largest jump is at a join", r["clips_with_a_larger_jump_at_a_join"], "%"),

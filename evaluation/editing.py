@@ -5,8 +5,8 @@ held-out test clips (rows that carry their attributes):
     or by inverting it with its own caption (`invert`, the --source_prompt path);
   - inpainting: a 0.8 s span prompted with another sound type; adherence inside the span, and the L1 of the
     decoded log-mel outside it relative to the VAE round trip's (both against the clip's own mel);
-  - continuation to 4x the clip: adherence of each generated window to the clip's caption, against plain
-    generation's, and the largest waveform jump at the window joins relative to the largest elsewhere;
+  - continuation to 4x the clip: adherence of each generated window to the clip's caption (all three attributes,
+    and each one), against plain generation's, and the largest waveform jump at the window joins relative to the largest elsewhere;
   - seconds per clip of each edit and of plain generation.
 """
 
@@ -26,6 +26,7 @@ from utils.mel import MelFrontEnd
 STRENGTHS = (0.3, 0.5, 0.7, 0.9)
 INVERSION_STRENGTHS = (0.5, 0.7, 0.8, 0.85, 0.9, 1.0)  # inversion keeps the clip even from the first step: 1 is worth trying
 SPAN_SECONDS = 0.8
+ATTRIBUTES = ("sound_type", "pitch", "pattern")
 
 
 @dataclass
@@ -124,9 +125,12 @@ class EditingBench:
         long, _, sec = self.run(prompts, lambda part: Edit([c.wav for c in part]), duration=seconds * factor)
         n = int(seconds * self.sr)
 
-        def adherence(wavs: torch.Tensor) -> float:
+        def adherence(wavs: torch.Tensor) -> dict[str, float]:
+            """Shares with all three attributes right, and with each one right: a continued glide can only keep
+            its pitch class by holding its end pitch, so a window's pattern can fail while its type holds."""
             got = [self.analyse(w) for w in wavs]
-            return share([all(g[k] == getattr(c.attrs, k) for k in ("sound_type", "pitch", "pattern")) for g, c in zip(got, self.clips)])
+            right = [{k: g[k] == getattr(c.attrs, k) for k in ATTRIBUTES} for g, c in zip(got, self.clips)]
+            return {"all": share([all(r.values()) for r in right]), **{k: share([r[k] for r in right]) for k in ATTRIBUTES}}
 
         windows = [adherence(long[:, k * n: (k + 1) * n]) for k in range(1, factor)]
         step = n // 2  # windows overlap by half: a new one starts every half training length
