@@ -6,7 +6,8 @@ held-out test clips (rows that carry their attributes):
   - inpainting: a 0.8 s span prompted with another sound type; adherence inside the span, and the L1 of the
     decoded log-mel outside it relative to the VAE round trip's (both against the clip's own mel);
   - continuation to 4x the clip: adherence of each generated window to the clip's caption (all three attributes,
-    and each one), against plain generation's, and the largest waveform jump at the window joins relative to the largest elsewhere;
+    and each one), against plain generation's, and the largest waveform jump at the window joins relative to
+    the largest elsewhere;
   - seconds per clip of each edit and of plain generation.
 """
 
