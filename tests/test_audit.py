@@ -126,9 +126,10 @@ def test_training_learns_then_edits_and_scores_end_to_end(tiny_edits, tiny_ldm, 
 
     out = tmp_path / "eval.json"
     assert evaluate_main(["--checkpoint_path", str(exp), "--data", str(tiny_edits / "SynthEdits"), "--per_type", "1",
-                          "--strengths", "0.5", "--output", str(out)]) == 0
+                          "--strengths", "0.5", "--guidance_scale", "2", "--output", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result["editor"]["scores"]) == {*EDIT_TYPES, "all"} and result["editor"]["scores"]["all"]["clips"] == 7
+    assert result["guidance"] == {"guidance_scale": 2.0, "source_guidance_scale": 1.5}  # given, and the config's
     assert result["zero_shot"]["best"]["pitch"]["strength"] == 0.5
 
 
@@ -157,6 +158,8 @@ def test_audit_bad_input(tiny_edits, tiny_ldm, tiny_synthcaps, tmp_path, capsys)
             run_main(lambda: edit_main([*args, *([] if "--checkpoint_path" in args else ["--checkpoint_path", str(editor)])]))
         err = capsys.readouterr().err.strip()
         assert code.value.code == 2 and len(err.splitlines()) == 1 and message in err, (args, err)
+    with pytest.raises(UserError, match="--source_guidance_scale must be at least 0"):
+        evaluate_main(["--checkpoint_path", str(editor), "--data", str(tiny_edits / "SynthEdits"), "--source_guidance_scale", "-1"])
     with pytest.raises(UserError, match="is a audit export, expected audioldm"):
         infer_main(["--checkpoint_path", str(editor), "--text", "a beep", "--num_steps", "1", "--output_dir", str(tmp_path / "o")])
     for extra, message in [([f"model.init_from={editor}"], "is a audit export, expected audioldm"),

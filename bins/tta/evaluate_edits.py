@@ -1,6 +1,7 @@
 """Score a trained AUDIT editor on held-out SynthEdits triplets, beside zero-shot audio-to-audio editing.
 
   python bins/tta/evaluate_edits.py --checkpoint_path ckpts/tta/audit_synthedits
+  python bins/tta/evaluate_edits.py --checkpoint_path ckpts/tta/audit_synthedits --strengths none --guidance_scale 5 --split train
 
 Per edit type: success (the edit was made) and kept (what it should not touch is unchanged), measured with the
 SynthCaps analyser (evaluation/audit.py); the zero-shot baseline is the text-to-audio model the editor started
@@ -27,6 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--per_type", type=int, default=10, help="triplets per edit type")
     p.add_argument("--baseline", type=Path, help="text-to-audio export for the zero-shot baseline (default: the one the editor started from)")
     p.add_argument("--strengths", default="0.5,0.7,0.9", help="zero-shot strengths to try, comma-separated; 'none' skips the baseline")
+    p.add_argument("--guidance_scale", type=float, help="the editor's instruction guidance (default: the experiment's)")
+    p.add_argument("--source_guidance_scale", type=float, help="the editor's source guidance (default: the experiment's)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path, help="results JSON (default: <experiment>/eval_edits.json)")
@@ -59,7 +62,8 @@ def table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for option, value, minimum in (("--per_type", args.per_type, 1), ("--batch_size", args.batch_size, 1), ("--seed", args.seed, 0)):
+    for option, value, minimum in (("--per_type", args.per_type, 1), ("--batch_size", args.batch_size, 1), ("--seed", args.seed, 0),
+                                   ("--guidance_scale", args.guidance_scale, 0), ("--source_guidance_scale", args.source_guidance_scale, 0)):
         check_number(option, value, minimum)
     strengths = parse_strengths(args.strengths)
     split_file = args.data / f"{args.split}.json"
@@ -80,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     editor = EditorPipeline.from_experiment(exp, device=device)
     rows = pick_rows(read_json(split_file), args.per_type)
     evaluation = EditEvaluation(rows, args.data / "wav", editor.mel_cfg, args.batch_size, args.seed)
-    result = {"checkpoint": str(exp), "split": args.split, "editor": evaluation.editor(editor)}
+    scales = {"guidance_scale": args.guidance_scale, "source_guidance_scale": args.source_guidance_scale}
+    result = {"checkpoint": str(exp), "split": args.split, "editor": evaluation.editor(editor, **scales),
+              "guidance": {k: editor.defaults[k] if v is None else v for k, v in scales.items()}}
     if strengths:
         baseline = args.baseline or read_artifact(exp, STAGE, HOW_TO_TRAIN)[0]["config"]["model"]["init_from"]
         result["baseline"] = str(baseline)
