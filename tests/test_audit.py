@@ -66,6 +66,7 @@ def test_triplets_are_true_of_their_audio():
     assert set(made) == {*EDIT_TYPES, "all"}
     assert all(s["success"] == 100 and s["kept"] >= 80 for s in made.values()), made
     assert left["all"]["success"] <= 5, left
+    assert made["all"]["mel_l1"] == 0 and all(s["mel_l1"] > 0.05 for s in left.values()), left  # the truth is its own output
     plan = plan_triplets(700, 5, 0.1, 0.2, seconds)
     train = {t.instruction for t in plan if t.split == "train"}
     test = {t.instruction for t in plan if t.split == "test"}

@@ -4,9 +4,9 @@
   python bins/tta/evaluate_edits.py --checkpoint_path ckpts/tta/audit_synthedits --strengths none --guidance_scale 5 --split train
 
 Per edit type: success (the edit was made) and kept (what it should not touch is unchanged), measured with the
-SynthCaps analyser (evaluation/audit.py); the zero-shot baseline is the text-to-audio model the editor started
-from, prompted with a caption of the wanted output, at its best strength per edit type. Writes the results
-as JSON (default <experiment>/eval_edits.json) and prints the table.
+SynthCaps analyser, and the log-mel L1 to the true output (evaluation/audit.py); the zero-shot baseline is the
+text-to-audio model the editor started from, prompted with a caption of the wanted output, at its best strength
+per edit type. Writes the results as JSON (default <experiment>/eval_edits.json) and prints the table.
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ def parse_strengths(text: str) -> tuple[float, ...]:
 
 
 def table(result: dict) -> str:
-    lines = ["| edit | clips | AUDIT success % | AUDIT kept % | zero-shot strength | zero-shot success % | zero-shot kept % |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| edit | clips | AUDIT success % | AUDIT kept % | AUDIT mel L1 | zero-shot strength | zero-shot success % | "
+             "zero-shot kept % | zero-shot mel L1 |", "|---|---|---|---|---|---|---|---|---|"]
     best = result.get("zero_shot", {}).get("best", {})
     for edit, s in result["editor"]["scores"].items():
         z = best.get(edit)
-        zs = f"{z['strength']} | {z['success']:.1f} | {z['kept']:.1f}" if z else "- | - | -"
-        lines.append(f"| {edit} | {s['clips']} | {s['success']:.1f} | {s['kept']:.1f} | {zs} |")
+        zs = f"{z['strength']} | {z['success']:.1f} | {z['kept']:.1f} | {z['mel_l1']:.3f}" if z else "- | - | - | -"
+        lines.append(f"| {edit} | {s['clips']} | {s['success']:.1f} | {s['kept']:.1f} | {s['mel_l1']:.3f} | {zs} |")
     return "\n".join(lines)
 
 
