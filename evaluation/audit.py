@@ -140,6 +140,16 @@ class EditEvaluation:
             wavs.extend(w.numpy() for w in out.wav)
         return wavs, (time.perf_counter() - t0) / len(self.rows)
 
+    @torch.no_grad()
+    def round_trip(self, pipe) -> dict:
+        """The true outputs through the pipeline's VAE and vocoder: the most an edit decoded by them can score."""
+        wavs = []
+        for start in range(0, len(self.rows), self.batch):
+            part = self.outputs[start: start + self.batch]
+            z = pipe.encode_audio(part, pipe.frames_for(len(part[0]) / pipe.mel_cfg.sample_rate))
+            wavs.extend(w.numpy() for w in pipe.vocoder(pipe.decode(z)).float().cpu())
+        return {"scores": self.score(wavs)}
+
     def editor(self, pipe, **kwargs) -> dict:
         wavs, sec = self.batches(lambda rows, inputs, seed: pipe(inputs, [r["Caption"] for r in rows], seed=seed, **kwargs))
         return {"scores": self.score(wavs), "seconds_per_clip": sec}

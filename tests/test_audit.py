@@ -131,6 +131,7 @@ def test_training_learns_then_edits_and_scores_end_to_end(tiny_edits, tiny_ldm, 
     result = json.loads(out.read_text())
     assert set(result["editor"]["scores"]) == {*EDIT_TYPES, "all"} and result["editor"]["scores"]["all"]["clips"] == 7
     assert result["guidance"] == {"guidance_scale": 2.0, "source_guidance_scale": 1.5}  # given, and the config's
+    assert result["round_trip"]["scores"]["all"]["clips"] == 7 and result["round_trip"]["scores"]["all"]["mel_l1"] > 0
     assert result["zero_shot"]["best"]["pitch"]["strength"] == 0.5
 
 

@@ -6,7 +6,8 @@
 Per edit type: success (the edit was made) and kept (what it should not touch is unchanged), measured with the
 SynthCaps analyser, and the log-mel L1 to the true output (evaluation/audit.py); the zero-shot baseline is the
 text-to-audio model the editor started from, prompted with a caption of the wanted output, at its best strength
-per edit type. Writes the results as JSON (default <experiment>/eval_edits.json) and prints the table.
+per edit type; the true outputs' round trip through the VAE and vocoder is what any edit can reach at most.
+Writes the results as JSON (default <experiment>/eval_edits.json) and prints the table.
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ def parse_strengths(text: str) -> tuple[float, ...]:
 
 def table(result: dict) -> str:
     lines = ["| edit | clips | AUDIT success % | AUDIT kept % | AUDIT mel L1 | zero-shot strength | zero-shot success % | "
-             "zero-shot kept % | zero-shot mel L1 |", "|---|---|---|---|---|---|---|---|---|"]
+             "zero-shot kept % | zero-shot mel L1 | truth's round trip: success % | kept % | mel L1 |", "|---" * 12 + "|"]
     best = result.get("zero_shot", {}).get("best", {})
     for edit, s in result["editor"]["scores"].items():
-        z = best.get(edit)
+        z, r = best.get(edit), result["round_trip"]["scores"][edit]
         zs = f"{z['strength']} | {z['success']:.1f} | {z['kept']:.1f} | {z['mel_l1']:.3f}" if z else "- | - | - | -"
-        lines.append(f"| {edit} | {s['clips']} | {s['success']:.1f} | {s['kept']:.1f} | {s['mel_l1']:.3f} | {zs} |")
+        lines.append(f"| {edit} | {s['clips']} | {s['success']:.1f} | {s['kept']:.1f} | {s['mel_l1']:.3f} | {zs} | "
+                     f"{r['success']:.1f} | {r['kept']:.1f} | {r['mel_l1']:.3f} |")
     return "\n".join(lines)
 
 
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluation = EditEvaluation(rows, args.data / "wav", editor.mel_cfg, args.batch_size, args.seed)
     scales = {"guidance_scale": args.guidance_scale, "source_guidance_scale": args.source_guidance_scale}
     result = {"checkpoint": str(exp), "split": args.split, "editor": evaluation.editor(editor, **scales),
-              "guidance": {k: editor.defaults[k] if v is None else v for k, v in scales.items()}}
+              "guidance": {k: editor.defaults[k] if v is None else v for k, v in scales.items()},
+              "round_trip": evaluation.round_trip(editor)}
     if strengths:
         baseline = args.baseline or read_artifact(exp, STAGE, HOW_TO_TRAIN)[0]["config"]["model"]["init_from"]
         result["baseline"] = str(baseline)
