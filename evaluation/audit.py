@@ -142,7 +142,7 @@ class EditEvaluation:
 
     @torch.no_grad()
     def round_trip(self, pipe) -> dict:
-        """The true outputs through the pipeline's VAE and vocoder: the most an edit decoded by them can score."""
+        """The true outputs through the pipeline's VAE and vocoder: what the right answer scores once decoded by them."""
         wavs = []
         for start in range(0, len(self.rows), self.batch):
             part = self.outputs[start: start + self.batch]

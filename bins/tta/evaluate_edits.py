@@ -6,7 +6,7 @@
 Per edit type: success (the edit was made) and kept (what it should not touch is unchanged), measured with the
 SynthCaps analyser, and the log-mel L1 to the true output (evaluation/audit.py); the zero-shot baseline is the
 text-to-audio model the editor started from, prompted with a caption of the wanted output, at its best strength
-per edit type; the true outputs' round trip through the VAE and vocoder is what any edit can reach at most.
+per edit type; beside them, what the true outputs score after a round trip through the VAE and vocoder.
 Writes the results as JSON (default <experiment>/eval_edits.json) and prints the table.
 """
 
