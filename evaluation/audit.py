@@ -146,8 +146,8 @@ class EditEvaluation:
         wavs = []
         for start in range(0, len(self.rows), self.batch):
             part = self.outputs[start: start + self.batch]
-            z = pipe.encode_audio(part, pipe.frames_for(len(part[0]) / pipe.mel_cfg.sample_rate))
-            wavs.extend(w.numpy() for w in pipe.vocoder(pipe.decode(z)).float().cpu())
+            mel = pipe.round_trip(part, pipe.frames_for(len(part[0]) / pipe.mel_cfg.sample_rate))
+            wavs.extend(w.numpy() for w in pipe.vocoder(mel).float().cpu())
         return {"scores": self.score(wavs)}
 
     def editor(self, pipe, **kwargs) -> dict:

@@ -108,9 +108,8 @@ class EditingBench:
         inside = [self.analyse(w[a:b]) for w in wavs]
         frames = self.pipe.frames_for(seconds)
         originals = self.front(torch.from_numpy(np.stack([c.wav for c in self.clips])))[..., :frames]
-        with torch.no_grad():
-            round_trip = torch.cat([self.pipe.decode(self.pipe.encode_audio([c.wav for c in self.clips[i: i + self.batch]], frames))
-                                    for i in range(0, len(self.clips), self.batch)])
+        round_trip = torch.cat([self.pipe.round_trip([c.wav for c in self.clips[i: i + self.batch]], frames)
+                                for i in range(0, len(self.clips), self.batch)])
         hop = self.pipe.mel_cfg.hop_length
         outside = torch.ones(frames, dtype=torch.bool)
         outside[a // hop: b // hop + 1] = False

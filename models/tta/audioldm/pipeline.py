@@ -246,6 +246,11 @@ class TTAPipeline:
         """Latents -> VAE image [B, 1, frames, n_mels] -> log-mel [B, n_mels, frames]."""
         return image_to_mel(self.vae.decode(z.to(self.vae.dtype) / self.vae.config.scaling_factor).sample)
 
+    @torch.no_grad()
+    def round_trip(self, wavs: list[np.ndarray], frames: int) -> torch.Tensor:
+        """Waveforms -> their VAE reconstruction as log-mels [B, n_mels, frames]: where every latent edit starts."""
+        return self.decode(self.encode_audio(wavs, frames))
+
     def denoise(
         self, z: torch.Tensor, sched, timesteps: torch.Tensor, text: dict[str, torch.Tensor], guidance: float | None,
         gens: list[torch.Generator], known: torch.Tensor | None = None, mask: torch.Tensor | None = None,
