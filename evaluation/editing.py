@@ -60,8 +60,6 @@ class EditingBench:
         self.sr = pipe.mel_cfg.sample_rate
         self.analyse = AttributeAnalyser(pipe.mel_cfg)
         self.front = MelFrontEnd(pipe.mel_cfg)
-        self.rng = np.random.default_rng(seed)
-        self.pitch_prompts: list[str] | None = None  # audio-to-audio's targets, shared by both of its modes
 
     def run(self, prompts: list[str], edit_of=None, **kwargs) -> tuple[torch.Tensor, torch.Tensor, float]:
         """All clips in batches (edit_of(batch clips) -> Edit): waveforms [N, samples], the decoded log-mels
@@ -75,16 +73,17 @@ class EditingBench:
             mels.append(out.mel)
         return torch.cat(wavs), torch.cat(mels), (time.perf_counter() - t0) / len(prompts)
 
-    def prompt(self, attrs: Attributes) -> str:
-        return caption(attrs, self.rng, heldout=True)
+    def prompts(self, targets: list[Attributes], case: int) -> list[str]:
+        """Held-out captions of `targets` from the case's own generator, so that a case's prompts (and scores) do
+        not depend on which cases ran before it."""
+        rng = np.random.default_rng(self.seed + case)
+        return [caption(a, rng, heldout=True) for a in targets]
 
     def audio_to_audio(self, invert: bool = False, strengths: tuple[float, ...] | None = None) -> list[dict]:
         """Rows per strength; without `invert` the first row (0.01: no step runs) is the VAE round trip, the most
-        that can be kept. Both modes use the same target prompts (drawn at the first call)."""
+        that can be kept. Both modes use the same target prompts."""
         targets = [other_pitch(c.attrs) for c in self.clips]
-        if self.pitch_prompts is None:
-            self.pitch_prompts = [self.prompt(a) for a in targets]
-        prompts = self.pitch_prompts
+        prompts = self.prompts(targets, case=0)
         rows = []
         strengths = strengths or (INVERSION_STRENGTHS if invert else STRENGTHS)
         for strength in strengths if invert else (0.01, *strengths):
@@ -103,7 +102,7 @@ class EditingBench:
         start = round((seconds - SPAN_SECONDS) / 2, 2)
         span = (start, start + SPAN_SECONDS)
         targets = [other_type(c.attrs) for c in self.clips]
-        wavs, edited, sec = self.run([self.prompt(a) for a in targets], lambda part: Edit([c.wav for c in part], inpaint=[span]))
+        wavs, edited, sec = self.run(self.prompts(targets, case=1), lambda part: Edit([c.wav for c in part], inpaint=[span]))
         a, b = (int(s * self.sr) for s in span)
         inside = [self.analyse(w[a:b]) for w in wavs]
         frames = self.pipe.frames_for(seconds)
