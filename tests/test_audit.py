@@ -149,9 +149,10 @@ def test_audit_bad_input(tiny_edits, tiny_ldm, tiny_synthcaps, tmp_path, capsys)
         (["--audio", str(silent), "--instruction", "Add a beep"], "is silent"),
         (["--audio", str(corrupt), "--instruction", "Add a beep"], "unreadable audio"),
         (["--audio", str(tmp_path / "none.wav"), "--instruction", "Add a beep"], "not found"),
+        (["--audio", str(tmp_path), "--instruction", "Add a beep"], "is a folder, not a file"),
         (["--audio", str(loud), "--instruction", "  "], "empty --instruction"),
         (["--audio", str(loud), "--instruction", "Add a beep", "--source_guidance_scale", "nan"], "not a finite number"),
-        (["--audio", str(loud), "--instruction", "Add a beep", "--checkpoint_path", str(tiny_ldm)], "is a audioldm export, expected audit"),
+        (["--audio", str(loud), "--instruction", "Add a beep", "--checkpoint_path", str(tiny_ldm)], "is an export of stage 'audioldm', expected 'audit'"),
     ]:
         capsys.readouterr()
         with pytest.raises(SystemExit) as code:
@@ -162,9 +163,9 @@ def test_audit_bad_input(tiny_edits, tiny_ldm, tiny_synthcaps, tmp_path, capsys)
         assert code.value.code == 2 and len(err.splitlines()) == 1 and message in err, (args, err)
     with pytest.raises(UserError, match="--source_guidance_scale must be at least 0"):
         evaluate_main(["--checkpoint_path", str(editor), "--data", str(tiny_edits / "SynthEdits"), "--source_guidance_scale", "-1"])
-    with pytest.raises(UserError, match="is a audit export, expected audioldm"):
+    with pytest.raises(UserError, match="is an export of stage 'audit', expected 'audioldm'"):
         infer_main(["--checkpoint_path", str(editor), "--text", "a beep", "--num_steps", "1", "--output_dir", str(tmp_path / "o")])
-    for extra, message in [([f"model.init_from={editor}"], "is a audit export, expected audioldm"),
+    for extra, message in [([f"model.init_from={editor}"], "is an export of stage 'audit', expected 'audioldm'"),
                            (["model.init_from=null"], "starts from a text-to-audio model"),
                            ([f"data.processed_dir={tiny_synthcaps}", 'data.datasets=["SynthCaps"]'], "not edit triplets")]:
         with pytest.raises(UserError, match=message):

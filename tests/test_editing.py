@@ -157,6 +157,7 @@ def test_cli_edits_write_settings_and_clap_keeps_candidates(tiny_ldm, clip, tmp_
 
 @pytest.mark.parametrize("args, message", [
     (["--init_audio", "{missing}", "--strength", "0.5"], "not found"),
+    (["--init_audio", "{folder}", "--strength", "0.5"], "is a folder, not a file"),
     (["--init_audio", "{corrupt}", "--strength", "0.5"], "unreadable audio"),
     (["--init_audio", "{silent}", "--strength", "0.5"], "silent"),
     (["--init_audio", "{long}", "--strength", "0.5"], "longer than 60 s"),
@@ -177,7 +178,7 @@ def test_cli_edits_write_settings_and_clap_keeps_candidates(tiny_ldm, clip, tmp_
 ])
 def test_bad_edit_input_is_one_line(tiny_ldm, clip, tmp_path, args, message):
     files = {"missing": tmp_path / "nope.wav", "corrupt": tmp_path / "bad.wav", "silent": tmp_path / "silent.wav",
-             "long": tmp_path / "long.wav", "clip": tmp_path / "clip.wav"}
+             "long": tmp_path / "long.wav", "clip": tmp_path / "clip.wav", "folder": tmp_path}
     files["corrupt"].write_bytes(b"RIFF0000WAVEjunk")
     sf.write(files["silent"], np.zeros(SR, dtype=np.float32), SR)
     sf.write(files["long"], np.full(61 * 8000, 0.1, dtype=np.float32), 8000)

@@ -136,7 +136,7 @@ def test_fine_tuning_run_resumes_exactly(tiny_synthcaps, tiny_ldm, tmp_path, ada
 def test_fine_tuning_bad_input(tiny_synthcaps, tiny_vae, tiny_ldm, tmp_path, captions_csv_rows):
     with pytest.raises(UserError, match="other audio settings"):
         Trainer(AudioLDMTask, *ft_cfg(tiny_synthcaps, tiny_ldm, tmp_path, "audio.target_frames=256", "audio.segment_seconds=2.56"), "x")
-    with pytest.raises(UserError, match="is a autoencoderkl export, expected audioldm"):
+    with pytest.raises(UserError, match="is an export of stage 'autoencoderkl', expected 'audioldm'"):
         Trainer(AudioLDMTask, *ft_cfg(tiny_synthcaps, tiny_vae, tmp_path), "x")
     sets = [f"data.processed_dir={tiny_synthcaps}", f"output_dir={tmp_path}", LORA]
     with pytest.raises(UserError, match="set --init_from"):

@@ -141,11 +141,11 @@ def test_parts_convert_alone_for_the_other_stages(audioldm, tmp_path):
     voc_out = convert("audioldm", folder, tmp_path / "vocoder", part="vocoder")
     mel = torch.randn(1, 64, 20)
     torch.testing.assert_close(load_hifigan(voc_out, MelConfig())(mel), load_hifigan(folder / "vocoder", MelConfig())(mel))
-    with pytest.raises(UserError, match="is a hifigan export, expected audioldm"):
+    with pytest.raises(UserError, match="is an export of stage 'hifigan', expected 'audioldm'"):
         TTAPipeline.from_experiment(voc_out)
-    with pytest.raises(UserError, match="is a autoencoderkl export, expected audioldm"):
+    with pytest.raises(UserError, match="is an export of stage 'autoencoderkl', expected 'audioldm'"):
         TTAPipeline.from_experiment(vae_out)
-    with pytest.raises(UserError, match="is a hifigan export, expected autoencoderkl"):
+    with pytest.raises(UserError, match="is an export of stage 'hifigan', expected 'autoencoderkl'"):
         load_pretrained_vae(voc_out, MelConfig())
 
 

@@ -30,6 +30,14 @@ def check_number(option: str, value: float | None, minimum: float | None = None)
         raise UserError(f"{option} must be at least {minimum:g}, got {value:g}")
 
 
+def check_input_file(option: str, path: Path, hint: str = "") -> None:
+    """A file to read: a missing path and a folder given for a file get one line each (`hint`: what to do)."""
+    if path.is_file():
+        return
+    problem = "is a folder, not a file" if path.is_dir() else "not found"
+    raise UserError(f"{option} {path} {problem}" + (f"; {hint}" if hint else ""))
+
+
 def check_output_dir(option: str, path: Path) -> None:
     """A folder to write into: an existing file at it, or at the nearest existing parent, is refused."""
     for p in (path, *path.parents):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from models.tta.artifact import newest_experiment
 from models.tta.audioldm import SAMPLER_NAMES
-from utils.cli import check_number, check_output_dir, run_main
+from utils.cli import check_input_file, check_number, check_output_dir, run_main
 from utils.errors import UserError
 
 HOW_TO_TRAIN = "sh egs/tta/audit/run_train.sh"
@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if any(not t.strip() for t in args.instruction):
         raise UserError("empty --instruction: say what to do with the clip")
-    if not args.audio.is_file():
-        raise UserError(f"--audio {args.audio} not found")
+    check_input_file("--audio", args.audio)
     for option, value, minimum in (("--num_steps", args.num_steps, 1), ("--guidance_scale", args.guidance_scale, 0),
                                    ("--source_guidance_scale", args.source_guidance_scale, 0), ("--seed", args.seed, 0)):
         check_number(option, value, minimum)

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from utils.cli import check_number, check_output_dir, run_main
+from utils.cli import check_input_file, check_number, check_output_dir, run_main
 from utils.errors import UserError
 
 
@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     check_number("--limit", args.limit, 1)
     check_number("--new_prompts", args.new_prompts, 1)
     check_output_dir("--output", args.output.parent)
-    if not args.test.is_file():
-        raise UserError(f"--test {args.test} not found; run the demo first (sh egs/tta/demo/run.sh)")
+    check_input_file("--test", args.test, "run the demo first (sh egs/tta/demo/run.sh)")
     from evaluation.new_word import NEW_WORD, adherence, new_word_prompts
     from models.tta.audioldm.pipeline import TTAPipeline
     from preprocessors.synthcaps import Attributes

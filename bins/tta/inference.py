@@ -27,7 +27,7 @@ from pathlib import Path
 
 from models.tta.artifact import newest_experiment
 from models.tta.audioldm import SAMPLER_NAMES, parse_span
-from utils.cli import check_number, check_output_dir, run_main
+from utils.cli import check_input_file, check_number, check_output_dir, run_main
 from utils.errors import UserError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,8 +70,7 @@ def read_captions(path: Path) -> list[str]:
     """Distinct captions, in order, from a prepared split (.json rows with 'Caption') or a CSV ('caption' column)."""
     import csv
 
-    if not path.is_file():
-        raise UserError(f"--captions {path} not found")
+    check_input_file("--captions", path)
     if path.suffix == ".json":
         caps = [row["Caption"] for row in json.loads(path.read_text(encoding="utf-8"))]
     else:
@@ -90,8 +89,7 @@ def load_prompts(args: argparse.Namespace) -> list[str]:
     if args.captions is not None:
         return read_captions(args.captions)[: args.limit]
     if args.text_file is not None:
-        if not args.text_file.is_file():
-            raise UserError(f"--text_file {args.text_file} not found")
+        check_input_file("--text_file", args.text_file)
         prompts = [line.strip() for line in args.text_file.read_text(encoding="utf-8").splitlines() if line.strip()]
         if not prompts:
             raise UserError(f"--text_file {args.text_file} has no prompts")
@@ -118,10 +116,10 @@ def check_edit_options(args: argparse.Namespace) -> list[tuple[float, float]]:
     if args.init_audio is None:
         if chosen:
             raise UserError(f"{chosen[0]} edits a clip: give it with --init_audio F")
-    elif not args.init_audio.is_file():
-        raise UserError(f"--init_audio {args.init_audio} not found")
-    elif not chosen and args.duration is None:
-        raise UserError("--init_audio needs an edit: --strength, --inpaint, --super_resolution, or --duration to continue it")
+    else:
+        check_input_file("--init_audio", args.init_audio)
+        if not chosen and args.duration is None:
+            raise UserError("--init_audio needs an edit: --strength, --inpaint, --super_resolution, or --duration to continue it")
     if args.resample != 1 and not args.inpaint:
         raise UserError("--resample applies to --inpaint only")
     if args.source_prompt is not None and args.strength is None:

@@ -68,7 +68,7 @@ def read_artifact(path: str | Path, stage: str, how_to_make: str) -> tuple[dict,
     else:
         raise UserError(f"{path} is not a {stage} export (no {ARTIFACT_FILE}); create it with: {how_to_make}")
     if meta.get("stage") != stage:
-        raise UserError(f"{path} is a {meta.get('stage')} export, expected {stage}; create one with: {how_to_make}")
+        raise UserError(f"{path} is an export of stage {meta.get('stage')!r}, expected {stage!r}; create one with: {how_to_make}")
     version = meta.get("format_version")
     if version in RETIRED_FORMATS:
         raise UserError(f"{path} was made by an older version of this toolkit (artifact format {version}): {RETIRED_FORMATS[version]}")
