@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint_path", type=Path, required=True, help="AUDIT experiment or export folder")
     p.add_argument("--data", type=Path, default=Path("data/processed/SynthEdits"), help="prepared SynthEdits folder")
-    p.add_argument("--split", default="test", help="test (held-out phrasings) or valid")
+    p.add_argument("--split", default="test", help="test (held-out phrasings), valid (training phrasings, unseen clips) or train")
     p.add_argument("--per_type", type=int, default=10, help="triplets per edit type")
     p.add_argument("--baseline", type=Path, help="text-to-audio export for the zero-shot baseline (default: the one the editor started from)")
     p.add_argument("--strengths", default="0.5,0.7,0.9", help="zero-shot strengths to try, comma-separated; 'none' skips the baseline")
