@@ -58,16 +58,22 @@ class PrepareReport:
         )
 
 
-# Worker state, built once per process by _init_worker.
+# Worker state, built once per process by _init_state.
 _FRONT_END: MelFrontEnd | None = None
 _SETTINGS: tuple[MelConfig, PreprocessConfig, Path] | None = None
 
 
-def _init_worker(mel_cfg: MelConfig, pre_cfg: PreprocessConfig, out_dir: Path) -> None:
+def _init_state(mel_cfg: MelConfig, pre_cfg: PreprocessConfig, out_dir: Path) -> None:
     global _FRONT_END, _SETTINGS
-    torch.set_num_threads(1)
     _FRONT_END = MelFrontEnd(mel_cfg)
     _SETTINGS = (mel_cfg, pre_cfg, out_dir)
+
+
+def _init_pool_worker(mel_cfg: MelConfig, pre_cfg: PreprocessConfig, out_dir: Path) -> None:
+    """Pool workers share the cores, so one torch thread each. Only in a pool: preparing in the calling process
+    must leave its thread count alone, or everything it runs afterwards (training, benchmarks) runs on one core."""
+    torch.set_num_threads(1)
+    _init_state(mel_cfg, pre_cfg, out_dir)
 
 
 def _process(clip: Clip) -> tuple[str, str | None]:
@@ -151,11 +157,11 @@ def prepare_clips(
     init_args = (mel_cfg, pre_cfg, out_dir)
     bar = tqdm(total=len(todo), desc=f"prepare {out_dir.name}", unit="clip", disable=not todo)
     if workers == 1:
-        _init_worker(*init_args)
+        _init_state(*init_args)
         results = map(_process, todo)
         pool = None
     else:
-        pool = mp.get_context("fork" if os.name == "posix" else "spawn").Pool(workers, _init_worker, init_args)
+        pool = mp.get_context("fork" if os.name == "posix" else "spawn").Pool(workers, _init_pool_worker, init_args)
         results = pool.imap_unordered(_process, todo, chunksize=4)
     try:
         for uid, reason in results:

@@ -142,6 +142,20 @@ def test_synthcaps_layout(tiny_synthcaps):
     assert np.load(root / "mel" / f"{row['Uid']}.npy").shape == (64, 128)
 
 
+def test_preparing_in_process_leaves_the_callers_thread_count(tmp_path):
+    """One worker prepares in the calling process; it used to set that process to one torch thread for good, so
+    training or benchmarking after it in the same process ran on one core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(["--dataset", "SynthCaps", *SETS, "--set=preprocess.synthcaps_clips=8", "--processed_dir", str(tmp_path)]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_synthcaps_of_another_generator_version_is_not_reused(tmp_path, monkeypatch):
     from preprocessors import synthcaps
 
