@@ -31,12 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 MELS, FRAMES, BATCH = 80, 624, 2
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
 
