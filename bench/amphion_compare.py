@@ -111,16 +111,13 @@ def amphion_vae_iteration(amp: SimpleNamespace, vae_cfg: dict):
 def our_vae_iteration(work: Path, channels_last: bool):
     import torch
 
-    from bins.tta.preprocess import main as prepare
     from models.base.trainer import Trainer
     from models.tta.autoencoderkl.task import AutoencoderKLTask
+    from run_all import synthcaps_corpus  # bench/ is on the path: this script's folder
     from utils.config import load_config
 
     audio = [f"audio.n_mels={MELS}", f"audio.target_frames={FRAMES}", f"audio.segment_seconds={FRAMES / 100}"]
-    data = work / "data"
-    if not (data / "SynthCaps" / "train.json").exists():
-        prepare(["--dataset", "SynthCaps", "--processed_dir", str(data),
-                *[f"--set={s}" for s in audio + ["preprocess.synthcaps_clips=8", "preprocess.num_workers=1"]]])
+    data = synthcaps_corpus(work / "data", audio, clips=8)
     sets = audio + [f"data.processed_dir={data}", 'data.datasets=["SynthCaps"]', f"output_dir={work / 'ckpts'}",
                     f"train.batch_size={BATCH}", "train.mixed_precision=no", "loss.disc_start=0", "loss.disc_layers=3",
                     "loss.disc_channels=64", "model.block_out_channels=[128,128,256,256,512]", "model.layers_per_block=2",

@@ -48,14 +48,18 @@ def timed(fn, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def corpus(work: Path, size: str, clips: int = 24) -> Path:
+def synthcaps_corpus(out: Path, audio_sets: list[str], clips: int) -> Path:
+    """A small generated SynthCaps corpus under `out` with these audio settings, made once."""
     from bins.tta.preprocess import main as prepare
 
-    out = work / f"data_{size}"
     if not (out / "SynthCaps" / "train.json").exists():
-        sets = [f"--set={s}" for s in SIZES[size]["audio"] + [f"preprocess.synthcaps_clips={clips}", "preprocess.num_workers=1"]]
+        sets = [f"--set={s}" for s in audio_sets + [f"preprocess.synthcaps_clips={clips}", "preprocess.num_workers=1"]]
         prepare(["--dataset", "SynthCaps", "--processed_dir", str(out), *sets])
     return out
+
+
+def corpus(work: Path, size: str, clips: int = 24) -> Path:
+    return synthcaps_corpus(work / f"data_{size}", SIZES[size]["audio"], clips)
 
 
 def common_sets(work: Path, size: str, batch: int) -> list[str]:
