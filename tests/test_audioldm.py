@@ -227,7 +227,7 @@ def test_resume_puts_the_ema_weights_on_the_training_device(tiny_synthcaps, tiny
 
 
 def test_missing_vae_context_mismatch_and_empty_data(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
-    with pytest.raises(UserError, match=r"nowhere is not a autoencoderkl export .*run_train.sh"):
+    with pytest.raises(UserError, match=r"nowhere is not an export of stage .autoencoderkl. .*run_train.sh"):
         Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tmp_path / "nowhere", tmp_path, *t5_sets(tiny_t5)), "x")
     with pytest.raises(UserError, match=r"unet.cross_attention_dim=48 but text encoder .* outputs 32-dim"):
         Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, f"text_encoder.name_or_path={tiny_t5}", "unet.cross_attention_dim=48"), "x")

@@ -2,14 +2,17 @@
 (through run_main, as the scripts run), and nothing already written is lost."""
 
 import shutil
+import socket
 
 import pytest
 
 from bins.tta.convert import main as convert_main
 from bins.tta.eval_vae import main as eval_vae_main
+from bins.tta.evaluate import main as evaluate_main
 from bins.tta.inference import main as infer_main
 from bins.tta.preprocess import main as prepare_main
 from bins.tta.train import main as train_main
+from bins.tta.webapp import main as webapp_main
 from utils.cli import run_main
 
 
@@ -80,3 +83,24 @@ def test_truncated_weights_in_an_export_and_a_checkpoint(tiny_ldm, tiny_synthcap
     assert f"{step / 'unet.safetensors'}: the checkpoint's unet could not be loaded" in line
     line = one_line_error(infer_main, ["--checkpoint_path", str(step), "--text", "A bell", "--output_dir", str(tmp_path / "o")], capsys)
     assert "the checkpoint U-Net could not be loaded" in line
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cuda:99", "--device cuda:99: this machine has no such device"),  # was torch's AssertionError traceback
+    ("gpu", "--device 'gpu' is not a device name"),
+])
+def test_a_device_this_machine_lacks(tiny_ldm, tmp_path, capsys, device, message):
+    args = ["--checkpoint_path", str(tiny_ldm), "--text", "A bell", "--output_dir", str(tmp_path / "out"), "--device", device]
+    assert message in one_line_error(infer_main, args, capsys)
+    assert message in one_line_error(evaluate_main, ["--generated", str(tmp_path), "--reference", str(tmp_path / "test.json"), "--device", device], capsys)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "eval.json").exists()
+
+
+def test_the_app_on_a_port_it_cannot_serve(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_line_error(webapp_main, ["--port", str(port)], capsys)  # was gradio's traceback after the model load
+    assert f"--host 127.0.0.1 --port {port} cannot be served" in line
+    assert "--port 99999 is not a TCP port" in one_line_error(webapp_main, ["--port", "99999"], capsys)

@@ -47,6 +47,35 @@ def check_output_dir(option: str, path: Path) -> None:
             return
 
 
+def resolve_device(name: str | None) -> str:
+    """`--device` -> a device torch can run on here: None picks cuda when available, else cpu. A misspelt name
+    or a device this machine lacks is one line, not torch's assertion deep inside the first model load."""
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device name; give cpu, cuda or cuda:N") from None
+    if device.type != "cpu" and (device.index or 0) >= _device_count(device.type):
+        raise UserError(f"--device {name}: this machine has no such device ({_device_count(device.type)} of type "
+                        f"{device.type} usable by torch); give --device cpu or leave it out")
+    return name
+
+
+def _device_count(kind: str) -> int:
+    """How many devices of this type torch can use here (torch.accelerator is newer than our lowest torch)."""
+    import torch
+
+    if kind == "mps":
+        return int(torch.backends.mps.is_available())
+    backend = getattr(torch, kind, None)
+    if backend is None or not hasattr(backend, "is_available") or not backend.is_available():
+        return 0
+    return backend.device_count() if hasattr(backend, "device_count") else 1
+
+
 def quiet_libraries() -> None:
     """Entry points print their own progress: silence transformers'/diffusers' warnings and per-file
     weight-loading bars. Environment settings they read when first imported, so an entry point that stops

@@ -162,7 +162,7 @@ def build(schema: type[T], data: dict, where: str = "config") -> T:
     kwargs = {}
     for name, field in fields.items():
         if name in data:
-            kwargs[name] = _convert(hints[name], data[name], f"{where}.{name}")
+            kwargs[name] = _convert(hints[name], data[name], f"{where}.{name}" if where != "config" else name)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: required key '{name}' is missing")
     try:
@@ -177,8 +177,11 @@ def load_config(path: str | Path, schema: type[T], overrides: list[str] | None =
     """Load, merge, override and validate; returns the typed config and the resolved plain dict."""
     raw, chain = load_raw(path)
     raw = apply_overrides(raw, overrides or [])
-    where = " <- ".join(str(p.relative_to(REPO_ROOT)) if p.is_relative_to(REPO_ROOT) else str(p) for p in chain)
-    return build(schema, raw, where), raw
+    files = " <- ".join(str(p.relative_to(REPO_ROOT)) if p.is_relative_to(REPO_ROOT) else str(p) for p in chain)
+    try:
+        return build(schema, raw), raw
+    except ConfigError as err:
+        raise ConfigError(f"{err} (config: {files})") from None
 
 
 def to_dict(cfg: Any) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from models.tta.artifact import newest_experiment
 from models.tta.audioldm import SAMPLER_NAMES
-from utils.cli import check_input_file, check_number, check_output_dir, run_main
+from utils.cli import check_input_file, check_number, check_output_dir, resolve_device, run_main
 from utils.errors import UserError
 
 HOW_TO_TRAIN = "sh egs/tta/audit/run_train.sh"
@@ -55,14 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"using the newest experiment: {path}")
     if not path.exists():
         raise UserError(f"--checkpoint_path {path} does not exist")
-    import torch
-
     from models.tta.audit.pipeline import EditorPipeline
     from utils.audio import load_audio, save_wav
     from utils.io import slugify, write_jsonl
     from utils.plot import save_mel_png
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     pipe = EditorPipeline.from_experiment(path, args.vocoder, args.vocoder_path, device)
     wav = load_audio(args.audio, pipe.mel_cfg.sample_rate)  # an unreadable file: one line naming it
     out_dir = args.output_dir or (path / "edits")

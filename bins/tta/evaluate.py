@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from utils.cli import check_output_dir, run_main
+from utils.cli import check_output_dir, resolve_device, run_main
 from utils.errors import UserError
 
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embedding_path", help="local checkpoint for --embedding: Cnn14 .pth (16 kHz if '16k' is in its name, "
                    "else 32 kHz), VGGish .pth, or a CLAP folder")
     p.add_argument("--clap", help="local CLAP folder (e.g. laion/clap-htsat-unfused) for the text-audio CLAP score")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, ...")
     p.add_argument("--output", type=Path, help="result JSON (default: <generated>/eval.json)")
     p.add_argument("--unpaired", action="store_true", help="compare distributions only (FD, IS), not each clip with the "
                    "reference clip of its prompt (KL); for prompts that are not the reference's captions")
@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--output {out} is a folder; give a file path for the result JSON")
     from evaluation.evaluate import evaluate
 
-    result = evaluate(args.generated, args.reference, args.embedding, args.embedding_path, args.clap, args.device, not args.unpaired)
+    result = evaluate(args.generated, args.reference, args.embedding, args.embedding_path, args.clap, resolve_device(args.device),
+                      not args.unpaired)
     write_json(out, result)
     print_table(result)
     print(f"wrote {out}")

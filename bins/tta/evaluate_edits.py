@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from utils.cli import check_number, check_output_dir, run_main
+from utils.cli import check_number, check_output_dir, resolve_device, run_main
 from utils.errors import UserError
 from utils.io import read_json, write_json
 
@@ -74,14 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     exp = args.checkpoint_path
     output = args.output or (exp / "eval_edits.json")
     check_output_dir("--output", output.parent)
-    import torch
-
     from evaluation.audit import EditEvaluation, pick_rows
     from models.tta.audioldm.pipeline import TTAPipeline
     from models.tta.artifact import read_artifact
     from models.tta.audit.pipeline import HOW_TO_TRAIN, STAGE, EditorPipeline
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     t0 = time.time()
     editor = EditorPipeline.from_experiment(exp, device=device)
     rows = pick_rows(read_json(split_file), args.per_type)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from models.tta.artifact import newest_experiment
 from models.tta.audioldm import SAMPLER_NAMES, parse_span
-from utils.cli import check_input_file, check_number, check_output_dir, run_main
+from utils.cli import check_input_file, check_number, check_output_dir, resolve_device, run_main
 from utils.errors import UserError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -152,8 +152,6 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--checkpoint_path {path} does not exist")
     if args.sampler is not None and args.sampler not in SAMPLER_NAMES:  # before importing the models (seconds)
         raise UserError(f"unknown sampler '{args.sampler}'; choose one of {', '.join(SAMPLER_NAMES)}")
-    import torch
-
     from models.tta.audioldm.pipeline import TTAPipeline, check_duration
     from utils.audio import save_wav
     from utils.io import slugify, write_jsonl
@@ -161,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.duration is not None:
         check_duration(args.duration)
-    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    args.device = resolve_device(args.device)
     is_checkpoint = (path / "unet.safetensors").exists()
     exp = path.parent.parent if is_checkpoint else path
     if is_checkpoint:

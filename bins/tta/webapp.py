@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import socket
 from pathlib import Path
 
-from utils.cli import check_number, run_main
+from utils.cli import check_number, resolve_device, run_main
 from utils.errors import UserError
 
 
@@ -28,20 +29,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_port(host: str, port: int) -> None:
+    """The address must be free before the models load (seconds to minutes): a port out of range, in use or an
+    unknown host is one line here, not gradio's traceback after the load."""
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port {port} is not a TCP port; give one in 1-65535")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as err:  # in use, not an address of this machine, or a name that does not resolve
+        raise UserError(f"--host {host} --port {port} cannot be served ({err.strerror or err}); give another --port "
+                        "or --host") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    check_number("--port", args.port, 1)
+    check_port(args.host, args.port)
     check_number("--keep_models", args.keep_models, 1)
     check_number("--max_model_gb", args.max_model_gb, 0)
     if args.checkpoint_path is not None and not args.checkpoint_path.exists():
         raise UserError(f"--checkpoint_path {args.checkpoint_path} does not exist")
     if importlib.util.find_spec("gradio") is None:
         raise UserError("the app needs gradio: pip install -r requirements-app.txt (run_app.sh does it on first use)")
-    import torch
-
     from app.ui import build
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     page = build(args.experiments_root, args.checkpoint_path, device, args.keep_models, args.max_model_gb)
     print(f"serving on http://{args.host}:{args.port}", flush=True)
     page.launch(server_name=args.host, server_port=args.port, show_error=True)

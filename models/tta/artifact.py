@@ -66,7 +66,7 @@ def read_artifact(path: str | Path, stage: str, how_to_make: str) -> tuple[dict,
             meta["dir"] = str(cand)
             break
     else:
-        raise UserError(f"{path} is not a {stage} export (no {ARTIFACT_FILE}); create it with: {how_to_make}")
+        raise UserError(f"{path} is not an export of stage {stage!r} (no {ARTIFACT_FILE}); create it with: {how_to_make}")
     if meta.get("stage") != stage:
         raise UserError(f"{path} is an export of stage {meta.get('stage')!r}, expected {stage!r}; create one with: {how_to_make}")
     version = meta.get("format_version")
