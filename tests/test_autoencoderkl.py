@@ -1,5 +1,7 @@
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 
@@ -133,6 +135,32 @@ def test_resume_repeats_the_uninterrupted_run(tiny_synthcaps, tmp_path):
     assert [s for s, _ in b] == [1, 2, 3, 4, 5, 6]
     assert [s for s, _ in a] == [s for s, _ in b]
     assert [v for _, v in a] == pytest.approx([v for _, v in b], rel=1e-6, abs=1e-7)  # disc turns on at step 2: both GAN optimizers resumed too
+    for name, p in full.task.unwrap("g").state_dict().items():
+        torch.testing.assert_close(p, resumed.task.unwrap("g").state_dict()[name])
+
+
+def test_ctrl_c_saves_the_finished_step_and_resume_repeats_the_uninterrupted_run(tiny_synthcaps, tmp_path):
+    """Before, Ctrl-C lost every step since the last checkpoint (here: all four, save_every 100)."""
+    cfg, resolved = debug_cfg(tiny_synthcaps, tmp_path, "train.max_steps=6", "train.save_every=100", "train.valid_every=100")
+    full = Trainer(AutoencoderKLTask, cfg, resolved, "full")
+    full.run()
+    stopped = Trainer(AutoencoderKLTask, cfg, resolved, "stopped")
+    real = stopped.task.train_step
+
+    def ctrl_c_during_step_4(batch, step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # what the terminal sends; the step still finishes
+        return real(batch, step)
+
+    stopped.task.train_step = ctrl_c_during_step_4
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        stopped.run()
+    assert checkpoint.latest(stopped.ckpt_root).name == "step_00000004"
+    assert signal.getsignal(signal.SIGINT) is handler  # put back
+    resumed = Trainer(AutoencoderKLTask, cfg, resolved, "stopped", resume=True)
+    assert resumed.step == 4
+    resumed.run()
     for name, p in full.task.unwrap("g").state_dict().items():
         torch.testing.assert_close(p, resumed.task.unwrap("g").state_dict()[name])
 

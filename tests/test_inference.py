@@ -126,6 +126,26 @@ def test_cli_writes_wavs_pngs_and_manifest(tiny_ldm, tmp_path, capsys):
     assert str(out / rows[0]["wav"]) in printed and "real-time factor" in printed
 
 
+def test_a_stopped_run_keeps_the_manifest_of_the_clips_it_wrote(tiny_ldm, tmp_path, monkeypatch):
+    """Before, prompts.jsonl was written after the last batch only: Ctrl-C left wavs no manifest names."""
+    real, calls = TTAPipeline.__call__, []
+
+    def stopped_in_batch_2(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TTAPipeline, "__call__", stopped_in_batch_2)
+    out = tmp_path / "gen"
+    with pytest.raises(KeyboardInterrupt):
+        infer_main(["--checkpoint_path", str(tiny_ldm), "--text", "A dog barks", "--text", "Rain", "--text", "A man speaks",
+                    "--output_dir", str(out), "--num_steps", "1", "--batch_size", "2"])
+    rows = [json.loads(line) for line in (out / "prompts.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == ["A dog barks", "Rain"]
+    assert sorted(p.name for p in out.glob("*.wav")) == sorted(r["wav"] for r in rows)
+
+
 def test_real_audiocaps_captions_in_batch(tiny_ldm, tmp_path):
     out = tmp_path / "ac"
     assert infer_main(["--checkpoint_path", str(tiny_ldm), "--captions", str(AUDIOCAPS_TABLES / "test.csv"), "--limit", "12",

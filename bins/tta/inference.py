@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({**row, **(edit.as_dict() if edit else {})})
             print(out_dir / f"{stem}.wav")
             n += 1
-    write_jsonl(out_dir / "prompts.jsonl", rows)
+        write_jsonl(out_dir / "prompts.jsonl", rows)  # after every batch: a stopped run keeps the manifest of its clips
     dt = time.time() - t0
     print(f"wrote {n} clips to {out_dir} in {dt:.1f} s (real-time factor {dt / (n * rows[0]['seconds']):.2f})")
     return 0

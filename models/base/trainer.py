@@ -3,13 +3,15 @@
 It knows nothing about audio: it seeds, builds data loaders, prepares modules for devices/mixed
 precision/multi-process, runs the step loop with a progress bar, logs to TensorBoard and metrics.jsonl,
 validates with a fixed seed, checkpoints atomically (keep last K + best), resumes exactly, stops on a
-non-finite loss, and finally asks the task to export its inference artifact.
+non-finite loss, saves the finished step on Ctrl-C, and finally asks the task to export its inference artifact.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -201,8 +203,31 @@ class Trainer:
         with (self.exp_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps({"step": self.step, "split": prefix, **metrics}) + "\n")
 
+    @contextmanager
+    def _stop_after_the_step_on_ctrl_c(self) -> Iterator[None]:
+        """The first Ctrl-C asks every process (accelerate's trigger, all-reduced at each step) to finish its step,
+        save it and stop, so nothing since the last checkpoint is lost; a second Ctrl-C stops at once."""
+        if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread only
+            yield
+            return
+
+        def ask_to_stop(signum: int, frame: object) -> None:
+            signal.signal(signal.SIGINT, previous)
+            self.accelerator.set_trigger()
+            tqdm.write("Ctrl-C: saving after this step (Ctrl-C again to stop at once)")
+
+        previous = signal.signal(signal.SIGINT, ask_to_stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
     def run(self) -> Path:
         """Train to train.max_steps, then export; returns the export folder."""
+        with self._stop_after_the_step_on_ctrl_c():
+            return self._run()
+
+    def _run(self) -> Path:
         t = self.cfg.train
         acc = self.accelerator
         for m in self.task.modules.values():
@@ -247,6 +272,12 @@ class Trainer:
                     improved = True
             if improved or self.step % t.save_every == 0 or self.step == t.max_steps:
                 self.save()
+            elif self.accelerator.check_trigger():
+                bar.close()
+                path = self.save()
+                if path is not None:
+                    log.warning("stopped at step %d and saved %s; continue with --resume", self.step, path)
+                raise KeyboardInterrupt
             if self.writer is not None and ((t.sample_every and self.step % t.sample_every == 0) or self.step == t.max_steps):
                 with torch.no_grad(), self._ema_weights():
                     self.task.log_samples(next(iter(self.valid_dl)), self.writer, self.step)
