@@ -20,7 +20,8 @@ import numpy as np
 from preprocessors.prepare import Clip, PrepareError, PrepareReport
 
 
-def read_metadata(raw_dir: Path, columns: tuple[str, ...] = ("file", "caption")) -> list[dict]:
+def read_metadata(raw_dir: Path, columns: tuple[str, ...] = ("file", "caption")) -> list[tuple[str, dict]]:
+    """The metadata rows, each with where it is ('metadata.csv:7') for the reports."""
     csv_path, jsonl_path = raw_dir / "metadata.csv", raw_dir / "metadata.jsonl"
     named = " and ".join(f"'{c}'" for c in columns)
     if csv_path.exists():
@@ -28,7 +29,7 @@ def read_metadata(raw_dir: Path, columns: tuple[str, ...] = ("file", "caption"))
             reader = csv.DictReader(f)
             if not set(columns) <= set(reader.fieldnames or []):
                 raise PrepareError(f"{csv_path}: needs columns {named}, found {reader.fieldnames}")
-            return list(reader)
+            return [(f"{csv_path}:{reader.line_num}", row) for row in reader]
     if jsonl_path.exists():
         rows = []
         for n, line in enumerate(jsonl_path.read_text(encoding="utf-8-sig").splitlines(), 1):
@@ -40,9 +41,27 @@ def read_metadata(raw_dir: Path, columns: tuple[str, ...] = ("file", "caption"))
                 raise PrepareError(f"{jsonl_path}:{n}: not valid JSON ({err.msg})") from None
             if not isinstance(row, dict) or not set(columns) <= set(row):
                 raise PrepareError(f"{jsonl_path}:{n}: each line needs {named}")
-            rows.append(row)
+            rows.append((f"{jsonl_path}:{n}", row))
         return rows
     raise PrepareError(f"{raw_dir}: no metadata.csv or metadata.jsonl (columns: {', '.join(columns)})")
+
+
+def row_text(where: str, row: dict, columns: tuple[str, ...], report: PrepareReport) -> dict[str, str] | None:
+    """The row's named columns as stripped text, or None after reporting why the row is skipped: a column that
+    is empty or not text, or a CSV row longer than its header (an unquoted comma in a caption, which would
+    otherwise cut the caption short without a word)."""
+    if None in row:
+        report.skipped.append((where, f"{where}: more fields than the header; put a caption that holds a comma in double quotes"))
+        return None
+    text = {}
+    for column in columns:
+        value = row[column]
+        if not isinstance(value, str) or not value.strip():
+            problem = "is empty" if value is None or isinstance(value, str) else f"is {value!r}, not text"
+            report.skipped.append((where, f"{where}: '{column}' {problem}"))
+            return None
+        text[column] = value.strip() if column in ("caption", "instruction") else value
+    return text
 
 
 def _uid(file: str) -> str:
@@ -67,21 +86,19 @@ def split_names(n: int, valid_ratio: float, test_ratio: float, seed: int) -> lis
 def build_clips(raw_dir: Path, name: str, valid_ratio: float, test_ratio: float, seed: int, report: PrepareReport) -> list[Clip]:
     if not raw_dir.is_dir():
         raise PrepareError(f"--raw_dir {raw_dir} is not a folder")
-    rows = read_metadata(raw_dir)
     by_uid: dict[str, Clip] = {}
     present = []
-    for n, row in enumerate(rows, 1):
-        path = raw_dir / row["file"]
+    for where, row in read_metadata(raw_dir):
+        text = row_text(where, row, ("file", "caption"), report)
+        if text is None:
+            continue
+        path = raw_dir / text["file"]
         if not path.is_file():
             report.missing.append(str(path))
             continue
-        caption = str(row["caption"] or "").strip()
-        if not caption:
-            report.skipped.append((str(path), f"metadata row {n} has an empty caption"))
-            continue
-        uid = _uid(row["file"])
-        meta = {"Dataset": name, "Uid": uid, "Caption": caption}
-        extra = {k: v for k, v in row.items() if k not in ("file", "caption") and k and v not in (None, "")}
+        uid = _uid(text["file"])
+        meta = {"Dataset": name, "Uid": uid, "Caption": text["caption"]}
+        extra = {k: v for k, v in row.items() if k not in ("file", "caption") and v not in (None, "")}
         if extra:
             meta["Attributes"] = extra
         if uid in by_uid:
@@ -101,19 +118,19 @@ def build_triplets(raw_dir: Path, name: str, valid_ratio: float, test_ratio: flo
         raise PrepareError(f"--raw_dir {raw_dir} is not a folder")
     clips: dict[str, Clip] = {}
     outputs = []
-    for n, row in enumerate(read_metadata(raw_dir, ("input", "output", "instruction")), 1):
-        paths = [raw_dir / str(row[k] or "") for k in ("input", "output")]
+    for where, row in read_metadata(raw_dir, ("input", "output", "instruction")):
+        text = row_text(where, row, ("input", "output", "instruction"), report)
+        if text is None:
+            continue
+        paths = [raw_dir / text[k] for k in ("input", "output")]
         absent = [str(p) for p in paths if not p.is_file()]
         if absent:
             report.missing.extend(absent)
             continue
-        instruction = str(row["instruction"] or "").strip()
-        if not instruction:
-            report.skipped.append((str(paths[1]), f"metadata row {n} has an empty instruction"))
-            continue
-        uid_in, uid_out = _uid(row["input"]), _uid(row["output"])
+        instruction = text["instruction"]
+        uid_in, uid_out = _uid(text["input"]), _uid(text["output"])
         if uid_in == uid_out:
-            report.skipped.append((str(paths[1]), f"metadata row {n}: the input and the output are the same file"))
+            report.skipped.append((where, f"{where}: the input and the output are the same file"))
             continue
         for uid, path in ((uid_in, paths[0]), (uid_out, paths[1])):
             clips.setdefault(uid, Clip(uid=uid, split="train", rows=[], source=path))

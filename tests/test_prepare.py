@@ -133,6 +133,30 @@ def test_own_folder_spreadsheet_csv_look_alike_names_and_empty_captions(tmp_path
     assert all(r["Caption"].strip() for r in rows) and not any(r["Uid"] == "e" for r in rows)
 
 
+def test_own_folder_rows_cut_short_or_not_text_are_skipped_and_named(tmp_path, caplog):
+    """An unquoted comma in a caption used to cut the caption short without a word, and a file name that is not
+    text (metadata.jsonl) ended in a TypeError traceback; each such row is now skipped and named by its line."""
+    raw = tmp_path / "mine"
+    raw.mkdir()
+    for name in ("a.wav", "b.wav", "c.wav", "d.wav"):
+        sf.write(raw / name, tone(sr=16000), 16000)
+    (raw / "metadata.csv").write_text('file,caption\na.wav,A dog barks, then a car passes\nb.wav,"Rain, then thunder"\n'
+                                      "c.wav\nd.wav,Wind\n")
+    out = tmp_path / "out"
+    assert main(["--dataset", "folder", "--raw_dir", str(raw), "--processed_dir", str(out), *SETS]) == 0
+    captions = sorted(r["Caption"] for s in ("train", "valid", "test") for r in json.loads((out / "mine" / f"{s}.json").read_text()))
+    assert captions == ["Rain, then thunder", "Wind"]
+    assert f"{raw / 'metadata.csv'}:2: more fields than the header" in caplog.text
+    assert f"{raw / 'metadata.csv'}:4: 'caption' is empty" in caplog.text
+    (raw / "metadata.csv").unlink()
+    (raw / "metadata.jsonl").write_text('{"file": 3, "caption": "x"}\n{"file": "a.wav", "caption": ["x"]}\n'
+                                        '{"file": "b.wav", "caption": "Rain"}\n{"file": "d.wav", "caption": "Wind"}\n'
+                                        '{"file": "c.wav", "caption": "Hum"}\n')
+    assert main(["--dataset", "folder", "--raw_dir", str(raw), "--processed_dir", str(tmp_path / "out2"), *SETS]) == 0
+    assert f"{raw / 'metadata.jsonl'}:1: 'file' is 3, not text" in caplog.text
+    assert f"{raw / 'metadata.jsonl'}:2: 'caption' is ['x'], not text" in caplog.text
+
+
 def test_synthcaps_layout(tiny_synthcaps):
     root = tiny_synthcaps / "SynthCaps"
     rows = {s: json.loads((root / f"{s}.json").read_text()) for s in ("train", "valid", "test")}
