@@ -64,7 +64,7 @@ def real_as_generated(tiny_synthcaps, tmp_path_factory):
     return out, ref
 
 
-def test_evaluate_cli_on_an_ideal_generator(real_as_generated, capsys):
+def test_evaluate_cli_on_an_ideal_generator(real_as_generated, tmp_path, capsys):
     generated, ref = real_as_generated
     assert evaluate_main(["--generated", str(generated), "--reference", str(ref)]) == 0
     result = json.loads((generated / "eval.json").read_text())
@@ -72,7 +72,13 @@ def test_evaluate_cli_on_an_ideal_generator(real_as_generated, capsys):
     for attr, v in result["text_adherence"].items():
         assert v["accuracy"] == v["reference_accuracy"], attr  # the same audio scores the same
     assert result["kl_spectrum"] == pytest.approx(0.0, abs=1e-9)
-    assert "pitch accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "pitch accuracy" in printed and "note:" not in printed
+    renamed = shutil.copytree(generated, tmp_path / "renamed")
+    rows = (renamed / "prompts.jsonl").read_text().splitlines()
+    (renamed / "prompts.jsonl").write_text("\n".join([*rows[1:], json.dumps({**json.loads(rows[0]), "prompt": "A tuba"})]))
+    assert evaluate_main(["--generated", str(renamed), "--reference", str(ref)]) == 0  # was silent about it
+    assert f"note: 1 of {len(rows)} prompts are not captions of --reference" in capsys.readouterr().out
 
 
 def test_evaluate_errors_are_one_line(tmp_path, real_as_generated):

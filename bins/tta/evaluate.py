@@ -31,6 +31,10 @@ def print_table(result: dict) -> None:
         if key in result:
             print(f"{key + ' (' + result['embedding'] + ')' if key == 'frechet_distance' else key:<28}{result[key]:>10.3f}")
     print(f"{'generated clips':<28}{result['generated']:>10d}")
+    unpaired = result["generated"] - result["paired_clips"]
+    if result["mode"] == "paired" and unpaired:
+        print(f"note: {unpaired} of {result['generated']} prompts are not captions of --reference, so the paired measures "
+              f"(KL, adherence) leave them out; --unpaired compares the distributions only")
 
 
 def main(argv: list[str] | None = None) -> int:
