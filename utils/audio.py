@@ -28,7 +28,8 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
                 warnings.simplefilter("ignore")
                 wav, sr = librosa.load(str(path), sr=None, mono=True)
         except Exception as err:  # noqa: BLE001 - any decoder failure means "unreadable"
-            raise AudioError(f"{path}: unreadable audio ({type(err).__name__}: {err})") from None
+            why = f"{type(err).__name__}: {err}" if str(err) else "no installed decoder reads it"  # audioread's is blank
+            raise AudioError(f"{path}: unreadable audio ({why})") from None
     if wav.size == 0:
         raise AudioError(f"{path}: empty audio")
     if sr != sample_rate:
