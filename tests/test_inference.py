@@ -208,6 +208,27 @@ def test_griffinlim_reconstructs_a_known_signal():
     assert abs(np.fft.rfftfreq(len(rec[0]), 1 / 16000)[spectrum.argmax()] - 440) < 30
 
 
+def test_griffinlim_magnitudes_are_librosas_nnls(monkeypatch):
+    """The vocoder skips librosa's NNLS set-up where librosa would stop at its starting point (most of the
+    vocoder's time before), and must return exactly what librosa's `mel_to_stft` does, including where it would
+    not stop there (a random spectrum, for which it falls back to librosa)."""
+    import librosa
+
+    cfg = MelConfig(segment_seconds=0.32, target_frames=32)
+    t = torch.arange(cfg.segment_samples) / 16000
+    clips = [0.5 * torch.sin(2 * math.pi * f * t) * (t < 0.2) for f in (300, 900, 2500)]
+    real = np.exp(MelFrontEnd(cfg)(torch.stack(clips)).numpy())
+    noise = np.exp(np.random.default_rng(0).normal(0, 2, (1, cfg.n_mels, real.shape[-1]))).astype(np.float32)
+    mels = np.concatenate([real, noise])
+    reference = [librosa.feature.inverse.mel_to_stft(m, sr=16000, n_fft=cfg.n_fft, power=1.0, fmin=cfg.fmin, fmax=cfg.fmax)
+                 for m in mels]
+    solved = []
+    real_nnls = librosa.feature.inverse.mel_to_stft
+    monkeypatch.setattr(librosa.feature.inverse, "mel_to_stft", lambda m, **kw: solved.append(m) or real_nnls(m, **kw))
+    assert np.array_equal(GriffinLim(cfg).magnitudes(mels), np.stack(reference))
+    assert len(solved) == 1 and np.array_equal(solved[0], noise[0])  # librosa ran for the random spectrum only
+
+
 def test_hifigan_loads_from_a_saved_folder(tmp_path):
     cfg = MelConfig()
     small = HiFiGANConfig([5, 4, 2, 2, 2], [10, 8, 4, 4, 4], 32, [3], [[1, 3]])

@@ -6,7 +6,9 @@ import librosa
 import numpy as np
 import torch
 
-from utils.mel import MelConfig
+from utils.mel import MelConfig, mel_filterbank
+
+PGTOL = 1e-5  # scipy's fmin_l_bfgs_b default, which librosa's NNLS runs with
 
 
 class GriffinLim:
@@ -15,13 +17,28 @@ class GriffinLim:
     def __init__(self, mel_cfg: MelConfig, n_iter: int = 32) -> None:
         self.mel_cfg = mel_cfg
         self.n_iter = n_iter
+        self.basis = mel_filterbank(mel_cfg)  # float32, as librosa builds it for float32 mels
+        self.basis_pinv = np.linalg.pinv(self.basis)
+
+    def magnitudes(self, mel: np.ndarray) -> np.ndarray:
+        """mel [B, n_mels, T] (linear) -> STFT magnitudes [B, n_fft // 2 + 1, T]: what librosa's `mel_to_stft`
+        returns, without its cost. librosa's NNLS starts L-BFGS-B at the clipped pseudo-inverse solution and,
+        its objective being scaled by 1 / size, stops there when the projected gradient is below PGTOL; on our
+        mels it always has (0 iterations), after spending 0.4 s per 2.56 s clip building bounds for 131k
+        variables, more than the 32 Griffin-Lim iterations. Here that start is taken directly where it passes
+        the same test, and librosa solves the clips where it does not."""
+        x = np.clip(np.einsum("fm,...mt->...ft", self.basis_pinv, mel, optimize=True), 0, None)
+        residual = np.einsum("mf,...ft->...mt", self.basis, x, optimize=True) - mel
+        grad = np.einsum("mf,...mt->...ft", self.basis, residual, optimize=True) / mel[0].size
+        projected = np.where(grad < 0, grad, np.minimum(x, grad))  # at the bound 0 only descent into x > 0 counts
+        for i in np.flatnonzero(np.abs(projected).reshape(len(mel), -1).max(axis=1) > PGTOL):
+            c = self.mel_cfg
+            x[i] = librosa.feature.inverse.mel_to_stft(mel[i], sr=c.sample_rate, n_fft=c.n_fft, power=1.0, fmin=c.fmin, fmax=c.fmax)
+        return x
 
     def __call__(self, logmel: torch.Tensor) -> torch.Tensor:
         c = self.mel_cfg
-        mel = np.exp(logmel.detach().float().cpu().numpy())
-        mag = librosa.feature.inverse.mel_to_stft(
-            mel, sr=c.sample_rate, n_fft=c.n_fft, power=1.0, fmin=c.fmin, fmax=c.fmax
-        )
+        mag = self.magnitudes(np.exp(logmel.detach().float().cpu().numpy()))
         wavs = [
             librosa.griffinlim(
                 m, n_iter=self.n_iter, hop_length=c.hop_length, win_length=c.win_length, window="hann",
