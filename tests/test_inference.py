@@ -109,6 +109,8 @@ def test_duration_rounds_to_the_latent_stride(pipe):
         pipe(["  "])
     with pytest.raises(UserError, match="unknown sampler 'fast'"):
         pipe(["x"], sampler="fast")
+    with pytest.raises(UserError, match="--num_samples must be at least 1, got 0"):  # was max() of an empty sequence
+        pipe(["x"], num_samples=0)
 
 
 def test_cli_writes_wavs_pngs_and_manifest(tiny_ldm, tmp_path, capsys):

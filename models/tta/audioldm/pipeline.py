@@ -297,6 +297,8 @@ class TTAPipeline:
         if not prompts or any(not p.strip() for p in prompts):
             raise UserError("empty prompt: give a non-empty --text")
         num_steps, (guidance,) = self.sampling_options(num_steps, guidance_scale=guidance_scale)
+        if num_samples < 1:
+            raise UserError(f"--num_samples must be at least 1, got {num_samples}")
         if num_candidates < 1 or (num_candidates > 1 and scorer is None):
             raise UserError("--num_candidates above 1 needs a scorer (--clap DIR)" if num_candidates > 1 else "--num_candidates must be at least 1")
         if edit is not None and edit.source_prompt is not None and sampler not in (None, INVERSION_SAMPLER):
