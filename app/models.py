@@ -12,6 +12,9 @@ from models.tta.artifact import ARTIFACT_FILE, read_stage
 from models.tta.audioldm.pipeline import TTAPipeline
 from models.tta.audit.pipeline import STAGE as EDITOR_STAGE, EditorPipeline
 from utils.errors import UserError
+from utils.log import get_logger
+
+log = get_logger("app")
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,12 @@ def find_models(root: Path) -> list[Entry]:
     """Every export under `root` (`<exp>/export/` or a converted export folder itself), newest first."""
     found = []
     for artifact in list(root.glob(f"*/export/{ARTIFACT_FILE}")) + list(root.glob(f"*/{ARTIFACT_FILE}")):
-        meta = json.loads(artifact.read_text())
-        if meta.get("stage") not in ("audioldm", "lora", EDITOR_STAGE):
+        try:
+            meta = json.loads(artifact.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:  # one broken folder must not hide the rest
+            log.warning("not offered: %s is unreadable (%s)", artifact, err)
+            continue
+        if not isinstance(meta, dict) or meta.get("stage") not in ("audioldm", "lora", EDITOR_STAGE):
             continue
         path = artifact.parent.parent if artifact.parent.name == "export" else artifact.parent
         found.append((artifact.stat().st_mtime, Entry(path, meta["stage"], describe(path, meta))))

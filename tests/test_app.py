@@ -120,3 +120,14 @@ def test_loaded_models_stay_within_the_count_and_memory_limits(tiny_ldm, tmp_pat
     for name in ("a", "b", "c"):
         small.get(tmp_path / name)
     assert [k[0] for k in small.loaded] == [str(tmp_path / "c")]
+
+
+def test_a_broken_export_is_left_out_of_the_list_not_the_whole_list(tiny_ldm, tmp_path, caplog):
+    """A half-written or hand-edited artifact json used to raise on every listing: the page offered nothing."""
+    from app.models import find_models
+
+    shutil.copytree(tiny_ldm, tmp_path / "good")
+    shutil.copytree(tiny_ldm, tmp_path / "broken")
+    (tmp_path / "broken" / "export" / "tta_artifact.json").write_text('{"stage": "audi')
+    assert [e.path.name for e in find_models(tmp_path)] == ["good"]
+    assert f"not offered: {tmp_path / 'broken' / 'export' / 'tta_artifact.json'} is unreadable" in caplog.text

@@ -1,5 +1,6 @@
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -146,6 +147,17 @@ def test_a_stopped_run_keeps_the_manifest_of_the_clips_it_wrote(tiny_ldm, tmp_pa
     rows = [json.loads(line) for line in (out / "prompts.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in rows] == ["A dog barks", "Rain"]
     assert sorted(p.name for p in out.glob("*.wav")) == sorted(r["wav"] for r in rows)
+
+
+def test_each_run_without_output_dir_gets_a_new_folder(tiny_ldm, tmp_path):
+    """The default folder used to be <exp>/inference for every run: a second run wrote over the first's clips
+    and manifest."""
+    exp = shutil.copytree(tiny_ldm, tmp_path / "exp")
+    (exp / "inference" / "007").mkdir(parents=True)  # numbers continue after the highest present
+    for _ in range(2):
+        assert infer_main(["--checkpoint_path", str(exp), "--text", "A dog barks", "--num_steps", "1"]) == 0
+    runs = sorted(p.name for p in (exp / "inference").iterdir())
+    assert runs == ["007", "008", "009"] and (exp / "inference" / "008" / "0000_a_dog_barks.wav").exists()
 
 
 def test_real_audiocaps_captions_in_batch(tiny_ldm, tmp_path):

@@ -70,6 +70,13 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     atomic_write(path, lambda p: p.write_text(text))
 
 
+def next_run_dir(parent: Path) -> Path:
+    """`parent`/001, 002, ...: the next number after those present, for entry points whose default output folder
+    must not write over an earlier run's clips (created by the first file written into it)."""
+    taken = [int(p.name) for p in parent.iterdir() if p.name.isdigit()] if parent.is_dir() else []
+    return parent / f"{max(taken, default=0) + 1:03d}"
+
+
 def slugify(text: str, max_len: int = 48) -> str:
     """A file-name-safe slug of a prompt ("A man is whistling!" -> "a_man_is_whistling")."""
     slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")

@@ -26,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--audio", type=Path, required=True, help="the clip to edit (any format librosa reads)")
     p.add_argument("--instruction", action="append", required=True, help="what to do with it (repeatable: one edit each)")
     p.add_argument("--checkpoint_path", type=Path, help="AUDIT experiment or export folder (default: newest experiment)")
-    p.add_argument("--output_dir", type=Path, help="default: <experiment>/edits")
+    p.add_argument("--output_dir", type=Path, help="default: a new numbered folder, <experiment>/edits/001, 002, ...")
     p.add_argument("--num_steps", type=int, help="sampler steps (default: the experiment's sampler.num_steps)")
     p.add_argument("--guidance_scale", type=float, help="instruction guidance (default: the experiment's; 1 = none)")
     p.add_argument("--source_guidance_scale", type=float, help="how closely to keep the clip (default: the experiment's; 1 = none)")
@@ -57,14 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--checkpoint_path {path} does not exist")
     from models.tta.audit.pipeline import EditorPipeline
     from utils.audio import load_audio, save_wav
-    from utils.io import slugify, write_jsonl
+    from utils.io import next_run_dir, slugify, write_jsonl
     from utils.plot import save_mel_png
 
     device = resolve_device(args.device)
     pipe = EditorPipeline.from_experiment(path, args.vocoder, args.vocoder_path, device)
     wav = load_audio(args.audio, pipe.mel_cfg.sample_rate)  # an unreadable file: one line naming it
-    out_dir = args.output_dir or (path / "edits")
-    check_output_dir("--output_dir", out_dir)
+    check_output_dir("--output_dir", args.output_dir or path / "edits")
+    out_dir = args.output_dir or next_run_dir(path / "edits")
     t0 = time.time()
     out = pipe([wav], [t.strip() for t in args.instruction], seed=args.seed, source=str(args.audio), num_steps=args.num_steps,
                guidance_scale=args.guidance_scale, source_guidance_scale=args.source_guidance_scale, sampler=args.sampler,

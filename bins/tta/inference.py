@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--captions", type=Path, help="a caption table: prepared split .json or a .csv with a 'caption' column")
     p.add_argument("--limit", type=int, help="use only the first N prompts (with --captions / --text_file)")
     p.add_argument("--checkpoint_path", type=Path, help="experiment, export or checkpoints/step_* folder (default: newest experiment)")
-    p.add_argument("--output_dir", type=Path, help="default: <experiment>/inference")
+    p.add_argument("--output_dir", type=Path, help="default: a new numbered folder, <experiment>/inference/001, 002, ...")
     p.add_argument("--negative_text", help="prompt to steer away from (replaces the null prompt in CFG)")
     p.add_argument("--num_steps", type=int, help="sampler steps (default: the experiment's sampler.num_steps)")
     p.add_argument("--guidance_scale", type=float, help="classifier-free guidance scale (1 disables CFG)")
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"unknown sampler '{args.sampler}'; choose one of {', '.join(SAMPLER_NAMES)}")
     from models.tta.audioldm.pipeline import TTAPipeline, check_duration
     from utils.audio import save_wav
-    from utils.io import slugify, write_jsonl
+    from utils.io import next_run_dir, slugify, write_jsonl
     from utils.plot import save_mel_png
 
     if args.duration is not None:
@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         from evaluation.embedders.clap import ClapEmbedding
 
         scorer = ClapEmbedding(args.clap, args.device).rank
-    out_dir = args.output_dir or (exp / "inference")
-    check_output_dir("--output_dir", out_dir)
+    check_output_dir("--output_dir", args.output_dir or exp / "inference")
+    out_dir = args.output_dir or next_run_dir(exp / "inference")
     rows, t0, n = [], time.time(), 0
     per_prompt = args.num_samples * args.num_candidates
     for start in range(0, len(prompts), args.batch_size):
