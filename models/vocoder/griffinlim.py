@@ -23,9 +23,9 @@ class GriffinLim:
     def magnitudes(self, mel: np.ndarray) -> np.ndarray:
         """mel [B, n_mels, T] (linear) -> STFT magnitudes [B, n_fft // 2 + 1, T]: what librosa's `mel_to_stft`
         returns, without its cost. librosa's NNLS starts L-BFGS-B at the clipped pseudo-inverse solution and,
-        its objective being scaled by 1 / size, stops there when the projected gradient is below PGTOL; on our
-        mels it always has (0 iterations), after spending 0.4 s per 2.56 s clip building bounds for 131k
-        variables, more than the 32 Griffin-Lim iterations. Here that start is taken directly where it passes
+        its objective being scaled by 1 / size, stops there when the projected gradient is below PGTOL; on every
+        real and generated mel of ours checked it did (0 iterations), after spending 0.4 s per 2.56 s clip
+        building bounds for 131k variables, more than the 32 Griffin-Lim iterations take. Here that start is taken directly where it passes
         the same test, and librosa solves the clips where it does not."""
         x = np.clip(np.einsum("fm,...mt->...ft", self.basis_pinv, mel, optimize=True), 0, None)
         residual = np.einsum("mf,...ft->...mt", self.basis, x, optimize=True) - mel
