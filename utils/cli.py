@@ -47,6 +47,15 @@ def check_output_dir(option: str, path: Path) -> None:
             return
 
 
+def output_dir_or_next_run(option: str, given: Path | None, runs: Path) -> Path:
+    """The folder an entry point writes into: `given`, or else the next numbered run under `runs` (001, 002, ...),
+    so a default never writes over an earlier run's files; checked before any work."""
+    from utils.io import next_run_dir
+
+    check_output_dir(option, given or runs)
+    return given or next_run_dir(runs)
+
+
 def resolve_device(name: str | None) -> str:
     """`--device` -> a device torch can run on here: None picks cuda when available, else cpu. A misspelt name
     or a device this machine lacks is one line, not torch's assertion deep inside the first model load."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from models.tta.artifact import newest_experiment
 from models.tta.audioldm import SAMPLER_NAMES
-from utils.cli import check_input_file, check_number, check_output_dir, resolve_device, run_main
+from utils.cli import check_input_file, check_number, output_dir_or_next_run, resolve_device, run_main
 from utils.errors import UserError
 
 HOW_TO_TRAIN = "sh egs/tta/audit/run_train.sh"
@@ -57,14 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--checkpoint_path {path} does not exist")
     from models.tta.audit.pipeline import EditorPipeline
     from utils.audio import load_audio, save_wav
-    from utils.io import next_run_dir, slugify, write_jsonl
+    from utils.io import slugify, write_jsonl
     from utils.plot import save_mel_png
 
     device = resolve_device(args.device)
     pipe = EditorPipeline.from_experiment(path, args.vocoder, args.vocoder_path, device)
     wav = load_audio(args.audio, pipe.mel_cfg.sample_rate)  # an unreadable file: one line naming it
-    check_output_dir("--output_dir", args.output_dir or path / "edits")
-    out_dir = args.output_dir or next_run_dir(path / "edits")
+    out_dir = output_dir_or_next_run("--output_dir", args.output_dir, path / "edits")
     t0 = time.time()
     out = pipe([wav], [t.strip() for t in args.instruction], seed=args.seed, source=str(args.audio), num_steps=args.num_steps,
                guidance_scale=args.guidance_scale, source_guidance_scale=args.source_guidance_scale, sampler=args.sampler,

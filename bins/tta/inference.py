@@ -27,7 +27,7 @@ from pathlib import Path
 
 from models.tta.artifact import newest_experiment
 from models.tta.audioldm import SAMPLER_NAMES, parse_span
-from utils.cli import check_input_file, check_number, check_output_dir, resolve_device, run_main
+from utils.cli import check_input_file, check_number, output_dir_or_next_run, resolve_device, run_main
 from utils.errors import UserError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"unknown sampler '{args.sampler}'; choose one of {', '.join(SAMPLER_NAMES)}")
     from models.tta.audioldm.pipeline import TTAPipeline, check_duration
     from utils.audio import save_wav
-    from utils.io import next_run_dir, slugify, write_jsonl
+    from utils.io import slugify, write_jsonl
     from utils.plot import save_mel_png
 
     if args.duration is not None:
@@ -186,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         from evaluation.embedders.clap import ClapEmbedding
 
         scorer = ClapEmbedding(args.clap, args.device).rank
-    check_output_dir("--output_dir", args.output_dir or exp / "inference")
-    out_dir = args.output_dir or next_run_dir(exp / "inference")
+    out_dir = output_dir_or_next_run("--output_dir", args.output_dir, exp / "inference")
     rows, t0, n = [], time.time(), 0
     per_prompt = args.num_samples * args.num_candidates
     for start in range(0, len(prompts), args.batch_size):

@@ -31,8 +31,8 @@ class GriffinLim:
         residual = np.einsum("mf,...ft->...mt", self.basis, x, optimize=True) - mel
         grad = np.einsum("mf,...mt->...ft", self.basis, residual, optimize=True) / mel[0].size
         projected = np.where(grad < 0, grad, np.minimum(x, grad))  # at the bound 0 only descent into x > 0 counts
+        c = self.mel_cfg
         for i in np.flatnonzero(np.abs(projected).reshape(len(mel), -1).max(axis=1) > PGTOL):
-            c = self.mel_cfg
             x[i] = librosa.feature.inverse.mel_to_stft(mel[i], sr=c.sample_rate, n_fft=c.n_fft, power=1.0, fmin=c.fmin, fmax=c.fmax)
         return x
 
