@@ -55,11 +55,17 @@ class DiffusionConfig:
     # training only: probability of masking each token of a kept caption out of the text condition (a caption
     # that would lose every token keeps them all), so the U-Net cannot lean on one word (docs/RESULTS.md, "Time")
     token_dropout: float = field(default=0.0, kw_only=True)
+    # training only: add this much noise that is constant over each latent frame's frequency bins (per channel),
+    # offset noise (Guttenberg 2023) along time, so that at high noise levels a frame's overall level is uncertain
+    # and the model learns to set it (docs/RESULTS.md, "Session 18")
+    frame_offset_noise: float = field(default=0.0, kw_only=True)
     sampler_keys: ClassVar[tuple[str, ...]] = SAMPLER_KEYS
 
     def __post_init__(self) -> None:
         if not 0 <= self.token_dropout < 1:
             raise ValueError(f"model.token_dropout={self.token_dropout}: use a probability in [0, 1)")
+        if self.frame_offset_noise < 0:
+            raise ValueError(f"model.frame_offset_noise={self.frame_offset_noise}: use 0 (off) or a positive scale")
         unknown = sorted(set(self.sampler) - set(self.sampler_keys))
         if unknown:
             raise ValueError(f"model.sampler: unknown key(s) {unknown}; valid keys: {', '.join(self.sampler_keys)}")
@@ -238,7 +244,8 @@ class AudioLDMTask(Task):
         return emb, mask
 
     # ---- steps ---------------------------------------------------------------------------------
-    def diffusion_loss(self, batch: dict, gen: torch.Generator, dropout: float, token_dropout: float = 0.0) -> torch.Tensor:
+    def diffusion_loss(self, batch: dict, gen: torch.Generator, dropout: float, token_dropout: float = 0.0,
+                       frame_offset_noise: float = 0.0) -> torch.Tensor:
         unet, sched = self.modules["unet"], self.noise_scheduler
         # 1. z0 ~ q(z|x), scaled to unit variance
         z0 = self.latents(batch, gen)
@@ -246,6 +253,8 @@ class AudioLDMTask(Task):
         emb, mask = self.condition(batch["caption"], gen, dropout, token_dropout)
         # 3. forward process: z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps, t ~ U{0..T-1}
         noise = torch.randn(z0.shape, generator=gen).to(z0.device)
+        if frame_offset_noise > 0:  # latents are [B, C, T', F']: one draw per channel and frame
+            noise = noise + frame_offset_noise * torch.randn((*z0.shape[:3], 1), generator=gen).to(z0.device)
         t = torch.randint(0, sched.config.num_train_timesteps, (z0.shape[0],), generator=gen).to(z0.device)
         zt = self.unet_input(sched.add_noise(z0, noise, t), batch, gen)
         if self.cfg.unet.channels_last:
@@ -267,7 +276,7 @@ class AudioLDMTask(Task):
 
     def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         model = self.cfg.model
-        loss = self.diffusion_loss(batch, self.step_generator(step), model.cfg_dropout, model.token_dropout)
+        loss = self.diffusion_loss(batch, self.step_generator(step), model.cfg_dropout, model.token_dropout, model.frame_offset_noise)
         self.optim_step(tuple(self.optimizers), loss)  # the U-Net, plus the text encoder when trainable
         return {"loss": loss.detach()}
 
