@@ -57,7 +57,7 @@ class DiffusionConfig:
     token_dropout: float = field(default=0.0, kw_only=True)
     # training only: add this much noise that is constant over each latent frame's frequency bins (per channel),
     # offset noise (Guttenberg 2023) along time, so that at high noise levels a frame's overall level is uncertain
-    # and the model learns to set it (docs/RESULTS.md, "Session 18")
+    # and the model learns to set it (docs/RESULTS.md, "Offset noise along time")
     frame_offset_noise: float = field(default=0.0, kw_only=True)
     sampler_keys: ClassVar[tuple[str, ...]] = SAMPLER_KEYS
 
