@@ -163,19 +163,19 @@ def test_frame_offset_noise_is_shared_by_a_frames_bins_in_training_only(tiny_syn
     cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "model.frame_offset_noise=0.5")
     trainer = Trainer(AudioLDMTask, cfg, resolved, "frame_offset")
     task, batch = trainer.task, next(iter(trainer.train_dl))
-    drawn, scales = [], []
+    drawn, modes = [], []
     real_add, real_loss = task.noise_scheduler.add_noise, task.diffusion_loss
     task.noise_scheduler.add_noise = lambda z0, noise, t: drawn.append(noise) or real_add(z0, noise, t)
-    task.diffusion_loss = lambda *a, **kw: scales.append(a[4] if len(a) > 4 else kw.get("frame_offset_noise", 0.0)) or real_loss(*a, **kw)
-    task.diffusion_loss(batch, torch.Generator().manual_seed(0), 0.0)
-    task.diffusion_loss(batch, torch.Generator().manual_seed(0), 0.0, 0.0, 0.5)
+    task.diffusion_loss = lambda batch, gen, training: modes.append(training) or real_loss(batch, gen, training)
+    task.diffusion_loss(batch, torch.Generator().manual_seed(0), training=False)
+    task.diffusion_loss(batch, torch.Generator().manual_seed(0), training=True)
     task.train_step(batch, 0), task.valid_step(batch, torch.Generator().manual_seed(0))
     plain, offset, _, validated = drawn
     extra = offset - plain
     assert extra.shape == plain.shape and plain.shape[-1] > 1
     torch.testing.assert_close(extra, extra[..., :1].expand_as(extra))  # one value per channel and frame
     assert 0.3 < extra[..., 0].std() < 0.7  # the configured scale, 0.5
-    assert scales[2:] == [0.5, 0.0] and torch.equal(validated, plain)  # training uses it, validation does not
+    assert modes[2:] == [True, False] and torch.equal(validated, plain)  # training uses it, validation does not
     with pytest.raises(ValueError, match="model.frame_offset_noise"):
         ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, "model.frame_offset_noise=-0.1")
 

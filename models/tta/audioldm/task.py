@@ -244,9 +244,12 @@ class AudioLDMTask(Task):
         return emb, mask
 
     # ---- steps ---------------------------------------------------------------------------------
-    def diffusion_loss(self, batch: dict, gen: torch.Generator, dropout: float, token_dropout: float = 0.0,
-                       frame_offset_noise: float = 0.0) -> torch.Tensor:
-        unet, sched = self.modules["unet"], self.noise_scheduler
+    def diffusion_loss(self, batch: dict, gen: torch.Generator, training: bool) -> torch.Tensor:
+        """The denoising objective. Training applies `model`'s regularisers (CFG dropout, token dropout, offset
+        noise along time); validation scores the plain objective, so its loss is comparable across configs."""
+        unet, sched, m = self.modules["unet"], self.noise_scheduler, self.cfg.model
+        dropout, token_dropout, frame_offset_noise = ((m.cfg_dropout, m.token_dropout, m.frame_offset_noise)
+                                                      if training else (0.0, 0.0, 0.0))
         # 1. z0 ~ q(z|x), scaled to unit variance
         z0 = self.latents(batch, gen)
         # 2. text condition with CFG dropout
@@ -263,7 +266,7 @@ class AudioLDMTask(Task):
         pred = unet(zt, t, **text_condition(self.unwrap("unet"), emb, mask)).sample  # config and dtype: the bare model
         target = velocity_or_noise(sched, z0, noise, t)
         per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-        gamma = self.cfg.model.min_snr_gamma
+        gamma = m.min_snr_gamma
         if gamma > 0:
             snr = compute_snr(sched, t)
             weight = torch.clamp(snr, max=gamma) / (snr + 1 if sched.config.prediction_type == "v_prediction" else snr)
@@ -275,13 +278,12 @@ class AudioLDMTask(Task):
         return zt
 
     def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
-        model = self.cfg.model
-        loss = self.diffusion_loss(batch, self.step_generator(step), model.cfg_dropout, model.token_dropout, model.frame_offset_noise)
+        loss = self.diffusion_loss(batch, self.step_generator(step), training=True)
         self.optim_step(tuple(self.optimizers), loss)  # the U-Net, plus the text encoder when trainable
         return {"loss": loss.detach()}
 
     def valid_step(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return {"loss": self.diffusion_loss(batch, generator, dropout=0.0)}
+        return {"loss": self.diffusion_loss(batch, generator, training=False)}
 
     def log_samples(self, batch: dict, writer, step: int) -> None:
         from utils.plot import mel_figure  # matplotlib: only when samples are logged
