@@ -7,7 +7,8 @@
                                                                                       # does the U-Net see them?
 
 vae: the SynthCaps analyser on the test clips' own mels and on their VAE round trips (mel analysed directly, and
-through Griffin-Lim as generation does): the most any generated pattern can reach.
+through Griffin-Lim as generation does): the most any generated pattern or sound type can reach, per sound type
+with what the misses were heard as.
 text: a ridge linear probe on the export's text encoder (the L2-normalised masked mean of its token states: the
 sentence embedding all-MiniLM-L6-v2 was trained to give) fitted on the training captions and scored on the held-out test captions, per attribute and
 per held-out pattern phrase: which phrasings the frozen encoder places with their training paraphrases.
@@ -36,7 +37,7 @@ import torch
 from evaluation.attributes import DECAY_DB, GAPS, AttributeAnalyser, Features
 from models.tta.autoencoderkl.model import image_to_mel, load_vae_export, mel_to_image
 from models.vocoder.griffinlim import GriffinLim
-from preprocessors.synthcaps import PATTERN_PHRASES, PATTERNS, PULSE_PHRASES
+from preprocessors.synthcaps import PATTERN_PHRASES, PATTERNS, PULSE_PHRASES, SOUND_TYPES
 from utils.cli import quiet_libraries
 
 PROCESSED = Path("data/processed/SynthCaps")
@@ -52,6 +53,7 @@ def vae_ceiling(vae_path: str, split: str) -> None:
     analyse, vocoder = AttributeAnalyser(mel_cfg), GriffinLim(mel_cfg)
     rows = json.loads((PROCESSED / f"{split}.json").read_text())
     hits: dict[tuple[str, str], list[bool]] = collections.defaultdict(list)
+    heard: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
     struck: dict[str, dict[str, list[Features]]] = collections.defaultdict(lambda: collections.defaultdict(list))
     for start in range(0, len(rows), 25):
         chunk = rows[start: start + 25]
@@ -66,13 +68,21 @@ def vae_ceiling(vae_path: str, split: str) -> None:
                 got, kind = analyse.classify(f), r["Attributes"]["sound_type"]
                 hits[(view, r["Attributes"]["pattern"])].append(got["pattern"] == r["Attributes"]["pattern"])
                 hits[(view, "sound type")].append(got["sound_type"] == kind)
+                heard[(view, kind)][got["sound_type"]] += 1
                 if kind in DECAY_DB:
                     struck[view][kind].append(f)
-    print(f"analyser on {len(rows)} {split} clips: pattern right per pattern, and sound type")
+    print(f"analyser on {len(rows)} {split} clips: pattern right per pattern, sound type, and per sound type what the misses were heard as")
     for view in ("clip mel", "VAE round trip, mel", "VAE round trip, Griffin-Lim"):
         print(f"  {view:<28}" + "  ".join(f"{k} {share(hits[(view, k)])}" for k in (*PATTERNS, "sound type")))
+        print(f"  {'':<28}" + "  ".join(heard_as(kind, heard[(view, kind)]) for kind in SOUND_TYPES))
     for view, kinds in struck.items():
         print_struck(kinds, view)
+
+
+def heard_as(kind: str, heard: collections.Counter) -> str:
+    """'bell 11/14 (2 as tone, 1 as noise)': how many clips of a sound type the analyser heard as it, and the rest."""
+    misses = ", ".join(f"{n} as {other}" for other, n in heard.most_common() if other != kind)
+    return f"{kind} {heard[kind]}/{sum(heard.values())}" + (f" ({misses})" if misses else "")
 
 
 def text_probe(ldm_path: str) -> None:
