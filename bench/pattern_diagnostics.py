@@ -1,10 +1,11 @@
-"""Why does the demo model miss temporal patterns? Four measurements, each ruling a cause in or out.
+"""Why does the demo model miss temporal patterns? Five measurements, each ruling a cause in or out.
 
   python bench/pattern_diagnostics.py vae --vae ckpts/tta/autoencoderkl_synthcaps     # can the VAE carry patterns?
   python bench/pattern_diagnostics.py text --ldm ckpts/tta/audioldm_synthcaps        # does the text say them?
   python bench/pattern_diagnostics.py generated exp/demo/generated                   # what comes out instead?
   python bench/pattern_diagnostics.py denoise --ldm ckpts/tta/audioldm_synthcaps     # up to which noise level
                                                                                       # does the U-Net see them?
+  python bench/pattern_diagnostics.py phrasings exp/x/*/s0                          # which words fail, over runs?
 
 vae: the SynthCaps analyser on the test clips' own mels and on their VAE round trips (mel analysed directly, and
 through Griffin-Lim as generation does): the most any generated pattern or sound type can reach, per sound type
@@ -18,6 +19,8 @@ and sound type the estimate still has, per t. Generation starts from pure noise,
 loses at moderate t has to be invented by the sampler where the model only predicts an average.
 generated: the pattern confusion of an evaluated generation folder (its eval.json) with the analyser's glide
 (octaves/s; SynthCaps glides are +-0.26, the threshold 0.13) and silent-gap share (pulses > 0.1) per prompt.
+phrasings: over one or more evaluated generation folders (several trained models, say), for each noun, pitch
+word and pattern phrase of the prompts how often the attribute it names was heard: which wordings a model misses.
 vae and generated also give, for drums and bells, how many have gaps and how fast they decay: a drum heard as
 noise lacks its strikes or their decay, a bell heard as a tone its decay.
 """
@@ -37,7 +40,7 @@ import torch
 from evaluation.attributes import DECAY_DB, GAPS, AttributeAnalyser, Features
 from models.tta.autoencoderkl.model import image_to_mel, load_vae_export, mel_to_image
 from models.vocoder.griffinlim import GriffinLim
-from preprocessors.synthcaps import PATTERN_PHRASES, PATTERNS, PULSE_PHRASES, SOUND_TYPES
+from preprocessors.synthcaps import NOUNS, PATTERN_PHRASES, PATTERNS, PITCH_WORDS, PULSE_PHRASES, SOUND_TYPES
 from utils.cli import quiet_libraries
 
 PROCESSED = Path("data/processed/SynthCaps")
@@ -181,6 +184,33 @@ def generated(folder: Path) -> None:
     print_struck(struck, "generated")
 
 
+def wording(caption: str) -> dict[str, str]:
+    """The noun, pitch word and pattern phrase of a SynthCaps caption, each the longest listed option it holds;
+    the pattern phrase is taken off first ("gets higher" is not a pitch word), then the noun."""
+    def longest(text: str, table: dict) -> str:
+        return max((w for options in table.values() for w in options[0] + options[1] if w in text), key=len, default="?")
+    phrase = phrase_of(caption)
+    rest = caption.lower().removesuffix(phrase)
+    noun = longest(rest, NOUNS)
+    return {"pattern": phrase, "sound_type": noun, "pitch": longest(rest.replace(noun, ""), PITCH_WORDS)}
+
+
+def phrasings(folders: list[Path]) -> None:
+    heard: dict[tuple[str, str, str], list[bool]] = collections.defaultdict(list)
+    for folder in folders:
+        for r in json.loads((folder / "eval.json").read_text())["per_clip"]:
+            for attr, word in wording(r["prompt"]).items():
+                want = r["expected"][attr]
+                heard[(attr, want, word)].append(r["measured"][attr] == want)
+    held_out = {w for table in (NOUNS, PITCH_WORDS, PATTERN_PHRASES, PULSE_PHRASES) for options in table.values() for w in options[1]}
+    print(f"{len(folders)} generation folders: per wording, how often the attribute it names was heard")
+    for attr in ("sound_type", "pitch", "pattern"):
+        print(f"  {attr}")
+        for (a, want, word), hits in sorted(heard.items()):
+            if a == attr:
+                print(f"    {want:<12}{word:<34}{'held-out' if word in held_out else 'training':<10}{share(hits)}")
+
+
 def print_struck(struck: dict[str, list[Features]], view: str) -> None:
     """A drum needs gaps between its strikes and a fast decay, a bell the decay (it rings on between strikes):
     which one is missing?"""
@@ -204,6 +234,8 @@ def main() -> int:
     d.add_argument("--timesteps", type=int, nargs="+", default=[100, 300, 500, 600, 700, 800, 900])
     g = sub.add_parser("generated", help="pattern confusion, glides and gaps of an evaluated generation folder")
     g.add_argument("folder", type=Path)
+    w = sub.add_parser("phrasings", help="per noun, pitch word and pattern phrase: how often its attribute was heard")
+    w.add_argument("folders", type=Path, nargs="+", help="evaluated generation folders (each with eval.json)")
     args = p.parse_args()
     quiet_libraries()
     torch.set_grad_enabled(False)
@@ -213,6 +245,8 @@ def main() -> int:
         text_probe(args.ldm)
     elif args.what == "denoise":
         denoise_horizon(args.ldm, args.per_kind, args.timesteps)
+    elif args.what == "phrasings":
+        phrasings(args.folders)
     else:
         generated(args.folder)
     return 0

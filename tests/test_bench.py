@@ -1,6 +1,9 @@
-"""The benchmark's own arithmetic: what its "achieved GFLOP/s" rows divide by step time."""
+"""The benchmark's own arithmetic: what its "achieved GFLOP/s" rows divide by step time; the diagnostics'
+caption parsing."""
 
 import sys
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -8,7 +11,10 @@ import torch.nn.functional as F
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))  # bench/ is scripts, not a package
+from pattern_diagnostics import wording  # noqa: E402
 from run_all import flop_counter  # noqa: E402
+
+from preprocessors.synthcaps import NOUNS, PATTERN_PHRASES, PITCH_WORDS, PULSE_PHRASES, all_combinations, caption  # noqa: E402
 
 
 def test_flop_counter_counts_cpu_attention_forward_and_backward():
@@ -19,3 +25,17 @@ def test_flop_counter_counts_cpu_attention_forward_and_backward():
     product = 2 * b * h * s * s * d  # one [s, d] x [d, s] product (or [s, s] x [s, d]) per batch and head
     # forward: Q K^T and P V; backward (flash attention recomputes P): Q K^T, dV, dP, dQ, dK
     assert counter.get_total_flops() == 2 * product + 5 * product
+
+
+def test_wording_finds_the_words_that_name_each_attribute():
+    """Every word found must be one listed for the caption's true attribute, for training and held-out
+    phrasings alike (a pattern phrase such as "gets higher" must not be read as the pitch word "high")."""
+    rng = np.random.default_rng(0)
+    for attrs in all_combinations():
+        for heldout in (False, True):
+            for _ in range(40):
+                text = caption(attrs, rng, heldout=heldout)
+                found = wording(text)
+                phrases = PULSE_PHRASES.get(attrs.sound_type, PATTERN_PHRASES["pulses"]) if attrs.pattern == "pulses" else PATTERN_PHRASES[attrs.pattern]
+                for attr, table in (("sound_type", NOUNS[attrs.sound_type]), ("pitch", PITCH_WORDS[attrs.pitch]), ("pattern", phrases)):
+                    assert found[attr] in table[0] + table[1], (text, attr, found[attr])
