@@ -154,10 +154,14 @@ def denoise_horizon(ldm_path: str, per_kind: int, timesteps: list[int]) -> None:
         print(f"  {t:>5}  " + "".join(f"{c:>22}" for c in cells))
 
 
+def listed(*tables: dict, kinds: tuple[int, ...] = (0, 1)) -> list[str]:
+    """Every option of SynthCaps word tables ({key: (training, held-out)}): training (0) and/or held-out (1)."""
+    return [w for table in tables for options in table.values() for k in kinds for w in options[k]]
+
+
 def phrase_of(caption: str) -> str:
     """The pattern phrase a caption ends with (SynthCaps captions end with it)."""
-    phrases = [p for table in (PATTERN_PHRASES, PULSE_PHRASES) for options in table.values() for p in options[0] + options[1]]
-    return max((p for p in phrases if caption.endswith(p)), key=len, default="?")
+    return max((p for p in listed(PATTERN_PHRASES, PULSE_PHRASES) if caption.endswith(p)), key=len, default="?")
 
 
 def generated(folder: Path) -> None:
@@ -188,7 +192,7 @@ def wording(caption: str) -> dict[str, str]:
     """The noun, pitch word and pattern phrase of a SynthCaps caption, each the longest listed option it holds;
     the pattern phrase is taken off first ("gets higher" is not a pitch word), then the noun."""
     def longest(text: str, table: dict) -> str:
-        return max((w for options in table.values() for w in options[0] + options[1] if w in text), key=len, default="?")
+        return max((w for w in listed(table) if w in text), key=len, default="?")
     phrase = phrase_of(caption)
     rest = caption.lower().removesuffix(phrase)
     noun = longest(rest, NOUNS)
@@ -202,7 +206,7 @@ def phrasings(folders: list[Path]) -> None:
             for attr, word in wording(r["prompt"]).items():
                 want = r["expected"][attr]
                 heard[(attr, want, word)].append(r["measured"][attr] == want)
-    held_out = {w for table in (NOUNS, PITCH_WORDS, PATTERN_PHRASES, PULSE_PHRASES) for options in table.values() for w in options[1]}
+    held_out = set(listed(NOUNS, PITCH_WORDS, PATTERN_PHRASES, PULSE_PHRASES, kinds=(1,)))
     print(f"{len(folders)} generation folders: per wording, how often the attribute it names was heard")
     for attr in ("sound_type", "pitch", "pattern"):
         print(f"  {attr}")

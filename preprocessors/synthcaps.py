@@ -196,6 +196,13 @@ _FRAMES = (
 DISTINCT_TEST_DRAWS = 20
 
 
+def pattern_phrases(attrs: Attributes) -> tuple[list[str], list[str]]:
+    """The (training, held-out) phrases that say a clip's pattern; a struck sound's pulses have their own verbs."""
+    if attrs.pattern == "pulses":
+        return PULSE_PHRASES.get(attrs.sound_type, PATTERN_PHRASES["pulses"])
+    return PATTERN_PHRASES[attrs.pattern]
+
+
 def caption(attrs: Attributes, rng: np.random.Generator, heldout: bool = False,
             nouns: tuple[list[str], list[str]] | None = None) -> str:
     """A natural-language caption; `heldout` draws from phrasings reserved for the test split. `nouns`
@@ -207,8 +214,7 @@ def caption(attrs: Attributes, rng: np.random.Generator, heldout: bool = False,
         return str(rng.choice(options[k]))
 
     # a struck sound's own pulse verbs ("rings", "knocks") name its type; with a new noun, the noun alone should
-    typed = attrs.pattern == "pulses" and nouns is None
-    phrases = PULSE_PHRASES.get(attrs.sound_type, PATTERN_PHRASES["pulses"]) if typed else PATTERN_PHRASES[attrs.pattern]
+    phrases = pattern_phrases(attrs) if nouns is None else PATTERN_PHRASES[attrs.pattern]
     adj = pick(PITCH_WORDS[attrs.pitch])
     text = pick(_FRAMES).format(adj=adj, Adj=adj.capitalize(), noun=pick(nouns or NOUNS[attrs.sound_type]), vp=pick(phrases))
     return text

@@ -4,17 +4,15 @@ caption parsing."""
 import sys
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 
 from conftest import REPO
+from preprocessors.synthcaps import NOUNS, PITCH_WORDS, all_combinations, caption, pattern_phrases
 
 sys.path.insert(0, str(REPO / "bench"))  # bench/ is scripts, not a package
 from pattern_diagnostics import wording  # noqa: E402
 from run_all import flop_counter  # noqa: E402
-
-from preprocessors.synthcaps import NOUNS, PATTERN_PHRASES, PITCH_WORDS, PULSE_PHRASES, all_combinations, caption  # noqa: E402
 
 
 def test_flop_counter_counts_cpu_attention_forward_and_backward():
@@ -36,6 +34,6 @@ def test_wording_finds_the_words_that_name_each_attribute():
             for _ in range(40):
                 text = caption(attrs, rng, heldout=heldout)
                 found = wording(text)
-                phrases = PULSE_PHRASES.get(attrs.sound_type, PATTERN_PHRASES["pulses"]) if attrs.pattern == "pulses" else PATTERN_PHRASES[attrs.pattern]
-                for attr, table in (("sound_type", NOUNS[attrs.sound_type]), ("pitch", PITCH_WORDS[attrs.pitch]), ("pattern", phrases)):
+                for attr, table in (("sound_type", NOUNS[attrs.sound_type]), ("pitch", PITCH_WORDS[attrs.pitch]),
+                                    ("pattern", pattern_phrases(attrs))):
                     assert found[attr] in table[0] + table[1], (text, attr, found[attr])
