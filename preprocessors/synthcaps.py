@@ -213,7 +213,8 @@ def caption(attrs: Attributes, rng: np.random.Generator, heldout: bool = False,
     def pick(options: tuple[list[str], list[str]]) -> str:
         return str(rng.choice(options[k]))
 
-    # a struck sound's own pulse verbs ("rings", "knocks") name its type; with a new noun, the noun alone should
+    # a struck sound's own pulse verbs ("rings", "knocks") name its type; with a new noun the noun alone should,
+    # so its pulses take the generic pulse phrases
     phrases = pattern_phrases(attrs) if nouns is None else PATTERN_PHRASES[attrs.pattern]
     adj = pick(PITCH_WORDS[attrs.pitch])
     text = pick(_FRAMES).format(adj=adj, Adj=adj.capitalize(), noun=pick(nouns or NOUNS[attrs.sound_type]), vp=pick(phrases))
