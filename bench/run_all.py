@@ -208,7 +208,8 @@ def case_ldm_options(work: Path, size: str) -> list[dict]:
     cfg, res = load_config(SIZES[size]["ldm"], AudioLDMTask.Config, ldm_sets(work, size) + ["model.cache_latents=true"])
     task = Trainer(AudioLDMTask, cfg, res, "bench_ldm_options").task
     unet = task.unwrap("unet")
-    opt = torch.optim.AdamW(unet.parameters(), lr=1e-5)
+    optimizers = {"fused": task.optimizers["unet"],  # the trainer's own
+                  "loop": torch.optim.AdamW(unet.parameters(), lr=cfg.train.learning_rate)}  # torch's default on CPUs
     gen = torch.Generator().manual_seed(0)
     f = downsample_factor(task.vae)
     shape = (batch_size, unet.config.in_channels, cfg.audio.target_frames // f, cfg.audio.n_mels // f)
@@ -216,22 +217,25 @@ def case_ldm_options(work: Path, size: str) -> list[dict]:
     emb, mask = task.text.encode(["A dog barks and a man speaks"] * batch_size)
     cond = text_condition(unet, emb, mask)
 
-    def step(_: int, channels_last: bool) -> None:
+    def step(_: int, channels_last: bool, opt: torch.optim.Optimizer) -> None:
         x = z.contiguous(memory_format=torch.channels_last) if channels_last else z
         unet(x, t, **cond).sample.float().pow(2).mean().backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     rows = []
-    options = [("SDPA attention (default)", AttnProcessor2_0, False, False), ("classic attention (no SDPA)", AttnProcessor, False, False),
-               ("SDPA + channels_last", AttnProcessor2_0, True, False), ("SDPA + gradient checkpointing", AttnProcessor2_0, False, True)]
+    options = [("SDPA attention (default)", AttnProcessor2_0, False, False, "fused"),
+               ("classic attention (no SDPA)", AttnProcessor, False, False, "fused"),
+               ("SDPA + channels_last", AttnProcessor2_0, True, False, "fused"),
+               ("SDPA + gradient checkpointing", AttnProcessor2_0, False, True, "fused"),
+               ("SDPA + AdamW as a per-parameter loop (torch's CPU default)", AttnProcessor2_0, False, False, "loop")]
     if size == "full":  # classic attention keeps [B*heads, 4096, 4096] scores per layer: killed for memory at 24 GB
         options = [o for o in options if o[1] is not AttnProcessor]
-    for label, proc, channels_last, ckpt in options:
+    for label, proc, channels_last, ckpt, adam in options:
         unet.set_attn_processor(proc())
         unet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         unet.enable_gradient_checkpointing() if ckpt else unet.disable_gradient_checkpointing()
-        sec = timed(lambda i: step(i, channels_last), steps)
+        sec = timed(lambda i: step(i, channels_last, optimizers[adam]), steps)
         rows.append(row("LDM U-Net step option", size, f"batch {batch_size}, {label}", sec, "s/step"))
     return rows
 

@@ -90,7 +90,7 @@ class Trainer:
         }
         self.ema: EMAModel | None = None
         if t.ema_decay > 0 and self.task.ema_module:
-            self.ema = EMAModel(self._ema_params(), decay=t.ema_decay)
+            self.ema = EMAModel(self._ema_params(), decay=t.ema_decay, foreach=True)  # one op for all tensors
         self.step = 0
         self.best: dict[str, Any] = {"loss": math.inf, "path": None}
         if resume:
