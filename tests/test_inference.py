@@ -222,6 +222,27 @@ def test_griffinlim_reconstructs_a_known_signal():
     assert abs(np.fft.rfftfreq(len(rec[0]), 1 / 16000)[spectrum.argmax()] - 440) < 30
 
 
+def test_griffinlim_iteration_is_librosas():
+    """The batched torch iteration must give librosa.griffinlim's waveform (same start, momentum, padding), to
+    float32 rounding, for every clip of a batch larger than one pass."""
+    import librosa
+
+    cfg = MelConfig(segment_seconds=0.64, target_frames=64)
+    t = torch.arange(cfg.segment_samples) / 16000
+    clips = [0.5 * torch.sin(2 * math.pi * f * t * (1 + t)) * (t % 0.2 < 0.1) for f in (200, 500, 900, 1500, 2500)]
+    vocoder, logmel = GriffinLim(cfg), MelFrontEnd(cfg)(torch.stack(clips))
+    mag = vocoder.magnitudes(np.exp(logmel.numpy()))
+    got = vocoder(logmel)
+    frames = logmel.shape[-1]
+    assert got.shape == (5, frames * 160)
+    for m, wav in zip(mag, got.numpy()):
+        ref = librosa.griffinlim(m, n_iter=32, hop_length=160, win_length=1024, window="hann", center=True,
+                                 length=(frames - 1) * 160, random_state=0)
+        err = np.abs(wav[: len(ref)] - ref)
+        assert err.max() < 1e-2 * np.abs(ref).max() and err.mean() < 1e-4 * np.abs(ref).max()
+        assert not wav[len(ref) :].any()
+
+
 def test_griffinlim_magnitudes_are_librosas_nnls(monkeypatch):
     """The vocoder skips librosa's NNLS set-up where librosa would stop at its starting point (most of the
     vocoder's time before), and must return exactly what librosa's `mel_to_stft` does, including where it would
