@@ -3,6 +3,8 @@ librosa's Griffin-Lim iteration in torch)."""
 
 from __future__ import annotations
 
+import functools
+
 import librosa
 import numpy as np
 import torch
@@ -11,6 +13,13 @@ from utils.mel import MelConfig, mel_filterbank
 
 PGTOL = 1e-5  # scipy's fmin_l_bfgs_b default, which librosa's NNLS runs with
 CLIPS_PER_PASS = 4  # Griffin-Lim is memory-bound: a few clips at a time stay in cache (4x librosa on 2 cores)
+
+
+@functools.lru_cache(maxsize=8)
+def librosa_start(shape: tuple[int, int]) -> torch.Tensor:
+    """The unit phasors librosa.griffinlim starts every clip of this shape from (random_state=0)."""
+    phase = 2 * np.pi * np.random.RandomState(seed=0).random(size=shape)
+    return torch.polar(torch.ones(shape, dtype=torch.float64), torch.from_numpy(phase)).to(torch.complex64)
 
 
 class GriffinLim:
@@ -46,9 +55,7 @@ class GriffinLim:
         n_fft, length = 2 * (mag.shape[-2] - 1), (mag.shape[-1] - 1) * c.hop_length
         window = torch.hann_window(c.win_length, dtype=torch.float32, device=mag.device)
         stft = dict(n_fft=n_fft, hop_length=c.hop_length, win_length=c.win_length, window=window, center=True)
-        phase = 2 * np.pi * np.random.RandomState(seed=0).random(size=mag.shape[-2:])  # librosa's draw, each clip
-        start = torch.polar(torch.ones(phase.shape, dtype=torch.float64), torch.from_numpy(phase)).to(torch.complex64)
-        angles = start.to(mag.device) * mag
+        angles = librosa_start(tuple(mag.shape[-2:])).to(mag.device) * mag
         eps = torch.finfo(torch.float32).tiny
         previous = None
         for _ in range(self.n_iter):
