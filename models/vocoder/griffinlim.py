@@ -13,7 +13,7 @@ from utils.mel import MelConfig, mel_filterbank
 
 PGTOL = 1e-5  # scipy's fmin_l_bfgs_b default, which librosa's NNLS runs with
 # clips per Griffin-Lim pass: per clip, 54 ms one at a time, 46 ms four at a time, 147 ms all 32 of a batch at once
-# (32 demo mels, 2 cores; librosa 183 ms): large passes lose more in memory traffic than they gain
+# (32 demo mels, 2 cores; librosa 183 ms)
 CLIPS_PER_PASS = 4
 
 
