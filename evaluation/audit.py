@@ -103,9 +103,6 @@ def summarise(rows: list[dict], scores: list[EditScore]) -> dict[str, dict[str, 
     return out
 
 
-STRENGTHS = (0.5, 0.7, 0.9)  # zero-shot audio-to-audio baseline strengths
-
-
 def pick_rows(rows: list[dict], per_type: int) -> list[dict]:
     """The first `per_type` rows of every edit type (SynthEdits rows carry their attributes)."""
     if rows and "Edit" not in rows[0]:
@@ -154,7 +151,7 @@ class EditEvaluation:
         wavs, sec = self.batches(lambda rows, inputs, seed: pipe(inputs, [r["Caption"] for r in rows], seed=seed, **kwargs))
         return {"scores": self.score(wavs), "seconds_per_clip": sec}
 
-    def zero_shot(self, pipe, strengths: tuple[float, ...] = STRENGTHS) -> dict:
+    def zero_shot(self, pipe, strengths: tuple[float, ...]) -> dict:
         """Audio-to-audio editing prompted with a caption of the wanted output, per strength; and per edit type
         the strength with the highest success + kept."""
         from models.tta.audioldm.editing import Edit
