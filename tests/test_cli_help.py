@@ -10,10 +10,14 @@ BINS = sorted(p.name for p in (REPO / "bins" / "tta").glob("*.py") if p.name != 
 
 
 @pytest.mark.parametrize("script", BINS)
-def test_every_entry_point_has_help(script):
+def test_every_entry_point_has_help_and_one_line_usage_errors(script):
     res = subprocess.run([sys.executable, f"bins/tta/{script}", "--help"], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("usage:") and len(res.stdout.splitlines()) > 3
+    # an unknown option (or, first, the missing required ones): one line, as a UserError is
+    bad = subprocess.run([sys.executable, f"bins/tta/{script}", "--no_such_option"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2 and not bad.stdout, bad.stdout
+    assert bad.stderr.startswith("error:") and len(bad.stderr.splitlines()) == 1 and script in bad.stderr, bad.stderr
 
 
 @pytest.mark.parametrize("recipe", ["prepare/run_prepare.sh", "autoencoderkl/run_train.sh", "audioldm/run_train.sh", "hifigan/run_train.sh",

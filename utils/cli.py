@@ -8,8 +8,22 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from utils.errors import UserError
+
+
+class EntryPointParser(argparse.ArgumentParser):
+    """argparse with a usage mistake (a missing or unknown option, an invalid choice or number) as one line and
+    exit 2, like a UserError; argparse's own error prints the whole usage text first, which --help is for."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def entry_point_parser(doc: str | None) -> EntryPointParser:
+    """An entry point's parser: its module docstring as the description, laid out as written."""
+    return EntryPointParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_config_args(parser: argparse.ArgumentParser, default_config: str | None) -> None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from utils.cli import check_output_dir, run_main
+from utils.cli import check_output_dir, entry_point_parser, run_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from models.tta.pretrained import KINDS, PARTS
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     p.add_argument("--from", dest="kind", required=True, choices=KINDS, help="the published layout of --src")
     p.add_argument("--src", type=Path, required=True, help="the downloaded folder (or .ckpt file)")
     p.add_argument("--out", type=Path, required=True, help="export folder to write, e.g. ckpts/tta/<name>")

@@ -15,14 +15,14 @@ from pathlib import Path
 
 from models.tta.artifact import newest_experiment
 from models.tta.audioldm import SAMPLER_NAMES
-from utils.cli import check_input_file, check_number, output_dir_or_next_run, resolve_device, run_main
+from utils.cli import check_input_file, check_number, entry_point_parser, output_dir_or_next_run, resolve_device, run_main
 from utils.errors import UserError
 
 HOW_TO_TRAIN = "sh egs/tta/audit/run_train.sh"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     p.add_argument("--audio", type=Path, required=True, help="the clip to edit (any format librosa reads)")
     p.add_argument("--instruction", action="append", required=True, help="what to do with it (repeatable: one edit each)")
     p.add_argument("--checkpoint_path", type=Path, help="AUDIT experiment or export folder (default: newest experiment)")

@@ -6,14 +6,13 @@ latent shape and compression ratio. Prints a table and writes <export>/eval_<spl
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from utils.cli import check_number, run_main
+from utils.cli import check_number, entry_point_parser, run_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     p.add_argument("--vae", required=True, help="stage-1 experiment or export folder")
     p.add_argument("--split", default="test")
     p.add_argument("--processed_dir", help="default: data.processed_dir of the VAE's config")

@@ -6,15 +6,14 @@ with the input mel (mel L1, MSE, log-spectral distance). HiFi-GAN and Griffin-Li
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from utils.cli import check_number, run_main
+from utils.cli import check_number, entry_point_parser, run_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     p.add_argument("--processed_dir", type=Path, default=Path("data/processed"))
     p.add_argument("--dataset", default="SynthCaps")
     p.add_argument("--split", default="test")

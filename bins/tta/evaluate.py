@@ -16,10 +16,9 @@ DIR is an inference output folder (prompts.jsonl + wavs). Reports, as JSON (<DIR
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from utils.cli import check_output_dir, resolve_device, run_main
+from utils.cli import check_output_dir, entry_point_parser, resolve_device, run_main
 from utils.errors import UserError
 
 
@@ -38,7 +37,7 @@ def print_table(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     p.add_argument("--generated", type=Path, required=True, help="inference output folder (prompts.jsonl + wavs)")
     p.add_argument("--reference", type=Path, required=True, help="prepared split json, e.g. data/processed/SynthCaps/test.json")
     p.add_argument("--embedding", default="mel_stats", help="embedding for the distribution metrics: mel_stats (offline "

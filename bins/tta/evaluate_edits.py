@@ -16,13 +16,13 @@ import argparse
 import time
 from pathlib import Path
 
-from utils.cli import check_number, check_output_dir, resolve_device, run_main
+from utils.cli import check_number, check_output_dir, entry_point_parser, resolve_device, run_main
 from utils.errors import UserError
 from utils.io import read_json, write_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     p.add_argument("--checkpoint_path", type=Path, required=True, help="AUDIT experiment or export folder")
     p.add_argument("--data", type=Path, default=Path("data/processed/SynthEdits"), help="prepared SynthEdits folder")
     p.add_argument("--split", default="test", help="test (held-out phrasings), valid (training phrasings, unseen clips) or train")

@@ -14,12 +14,12 @@ import argparse
 import json
 from pathlib import Path
 
-from utils.cli import check_input_file, check_number, check_output_dir, run_main
+from utils.cli import check_input_file, check_number, check_output_dir, entry_point_parser, run_main
 from utils.errors import UserError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("folder", help="write the own-folder dataset (wavs + metadata.csv)")
     f.add_argument("--out", type=Path, required=True)

@@ -27,11 +27,11 @@ from pathlib import Path
 
 from models.tta.artifact import newest_experiment
 from models.tta.audioldm import SAMPLER_NAMES, parse_span
-from utils.cli import check_input_file, check_number, output_dir_or_next_run, resolve_device, run_main
+from utils.cli import check_input_file, check_number, entry_point_parser, output_dir_or_next_run, resolve_device, run_main
 from utils.errors import UserError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--text", action="append", help="a prompt (repeatable)")
     src.add_argument("--text_file", type=Path, help="one prompt per line")

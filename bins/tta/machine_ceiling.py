@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
-import argparse
-
+from utils.cli import entry_point_parser
 from utils.machine import describe
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    entry_point_parser(__doc__).parse_args(argv)
     print(describe())
     return 0
 

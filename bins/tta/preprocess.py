@@ -14,7 +14,7 @@ from pathlib import Path
 
 from preprocessors import audiocaps, folder, synthcaps, synthedits
 from preprocessors.prepare import PrepareReport, prepare_clips
-from utils.cli import add_config_args, check_number, check_output_dir, run_main
+from utils.cli import add_config_args, check_number, check_output_dir, entry_point_parser, run_main
 from utils.config import load_config
 from utils.errors import UserError
 from utils.schema import BaseConfig
@@ -29,7 +29,7 @@ DEFAULT_CONFIGS = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     p.add_argument("--dataset", required=True, choices=list(DEFAULT_CONFIGS), help="which front-end to use")
     p.add_argument("--raw_dir", type=Path, help="input audio folder (AudioCaps / folder)")
     p.add_argument("--captions_dir", type=Path, help="AudioCaps caption tables (default: --raw_dir)")

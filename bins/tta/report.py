@@ -6,16 +6,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from utils.cli import check_output_dir, run_main
+from utils.cli import check_output_dir, entry_point_parser, run_main
 from utils.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     p.add_argument("--generated", type=Path, required=True)
     p.add_argument("--reference", type=Path, required=True)
     p.add_argument("--vae", type=Path, help="stage-1 experiment for the reconstruction figure")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from utils.cli import add_config_args, check_output_dir, run_main
+from utils.cli import add_config_args, check_output_dir, entry_point_parser, run_main
 from utils.config import ConfigError, load_config, load_raw
 
 
@@ -27,7 +27,7 @@ def task_registry() -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     add_config_args(p, None)
     p.add_argument("--exp_name", required=True, help="experiment folder name under output_dir")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this experiment")

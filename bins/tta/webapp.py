@@ -13,12 +13,12 @@ import importlib.util
 import socket
 from pathlib import Path
 
-from utils.cli import check_number, resolve_device, run_main
+from utils.cli import check_number, entry_point_parser, resolve_device, run_main
 from utils.errors import UserError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     p.add_argument("--checkpoint_path", type=Path, help="a model to offer first (experiment or export folder)")
     p.add_argument("--experiments_root", type=Path, default=Path("ckpts/tta"), help="where to list trained and converted models")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 serves the whole network)")
