@@ -12,7 +12,6 @@ generated SynthCaps set.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -112,7 +111,9 @@ def run(size: str, device: str, work: Path, precisions: list[str]) -> list[dict]
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from utils.cli import entry_point_parser
+
+    p = entry_point_parser(__doc__)
     p.add_argument("--size", choices=list(SIZES), default="full")
     p.add_argument("--device", help="cuda (default when available) or cpu")
     p.add_argument("--workdir", type=Path, help="data, models and results (default: a temporary folder)")

@@ -27,7 +27,6 @@ noise lacks its strikes or their decay, a bell heard as a tone its decay.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import sys
@@ -41,7 +40,7 @@ from evaluation.attributes import DECAY_DB, GAPS, AttributeAnalyser, Features
 from models.tta.autoencoderkl.model import image_to_mel, load_vae_export, mel_to_image
 from models.vocoder.griffinlim import GriffinLim
 from preprocessors.synthcaps import NOUNS, PATTERN_PHRASES, PATTERNS, PITCH_WORDS, PULSE_PHRASES, SOUND_TYPES
-from utils.cli import quiet_libraries
+from utils.cli import entry_point_parser, quiet_libraries
 
 PROCESSED = Path("data/processed/SynthCaps")
 
@@ -225,7 +224,7 @@ def print_struck(struck: dict[str, list[Features]], view: str) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = entry_point_parser(__doc__)
     sub = p.add_subparsers(dest="what", required=True)
     v = sub.add_parser("vae", help="the analyser on clips and their VAE round trips")
     v.add_argument("--vae", default="ckpts/tta/autoencoderkl_synthcaps")

@@ -11,7 +11,6 @@ steps, then one profiled step. Prints the ops sorted by their own CPU time and t
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -39,7 +38,9 @@ def make_step(stage: str, size: str, work: Path):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from utils.cli import entry_point_parser
+
+    p = entry_point_parser(__doc__)
     p.add_argument("--stage", choices=("vae", "ldm"), required=True)
     p.add_argument("--size", choices=list(SIZES), default="demo")
     p.add_argument("--rows", type=int, default=25, help="ops to list")

@@ -384,7 +384,9 @@ def worker(case: str, size: str, work: Path) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from utils.cli import entry_point_parser
+
+    p = entry_point_parser(__doc__)
     p.add_argument("--sizes", nargs="+", default=["demo", "full"], choices=list(SIZES))
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
     p.add_argument("--workdir", type=Path, help="keep generated data/models here (default: a temp folder)")
