@@ -64,19 +64,25 @@ def test_initial_noise_is_time_major_and_drawn_per_clip(pipe, monkeypatch):
 
 def test_a_clip_does_not_depend_on_its_batch(tiny_ldm, tmp_path):
     """--batch_size 1, 3 and 8 give the same clips, with a sampler that draws noise at every step too. Batched
-    float arithmetic differs in the last bits between batch sizes and Griffin-Lim's iterations amplify that
-    in the waveform, so waveforms are compared by correlation; clips drawn from other noise correlate near 0."""
+    float arithmetic differs in the last bits between batch sizes, and Griffin-Lim's iterations amplify that in
+    the waveform's phase (a correlation of 0.998 on one CI machine), so the clips are compared by their log-mels:
+    a batched clip's is within 0.01 of its unbatched one's on average (4e-5 here), another clip's is 0.25 away."""
     prompts = [f"--text=A bell rings {i} times" for i in range(8)]
-    wavs = {}
+    mels = {}
     for batch in (1, 3, 8):
         out = tmp_path / f"b{batch}"
         assert infer_main(["--checkpoint_path", str(tiny_ldm), *prompts, "--num_steps", "1", "--sampler", "euler_a",
                            "--batch_size", str(batch), "--output_dir", str(out), "--seed", "4"]) == 0
-        wavs[batch] = [sf.read(p)[0] for p in sorted(out.glob("*.wav"))]
+        wavs = np.stack([sf.read(p, dtype="float32")[0] for p in sorted(out.glob("*.wav"))])
+        mels[batch] = MelFrontEnd(MelConfig())(torch.from_numpy(wavs))
         assert [json.loads(line)["seed"] for line in (out / "prompts.jsonl").read_text().splitlines()] == list(range(4, 12))
+
+    def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).abs().mean(dim=(1, 2))  # mean |log-mel difference| per clip
+
+    assert (distance(mels[1], mels[1].roll(1, dims=0)) > 0.1).all()
     for batch in (3, 8):
-        for a, b in zip(wavs[1], wavs[batch]):
-            assert np.corrcoef(a, b)[0, 1] > 0.999
+        assert (distance(mels[1], mels[batch]) < 0.01).all()
 
 
 def test_export_of_the_transposed_layout_is_refused(tiny_ldm, tmp_path):
