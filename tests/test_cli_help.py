@@ -11,9 +11,12 @@ BINS = sorted(p.name for p in (REPO / "bins" / "tta").glob("*.py") if p.name != 
 
 @pytest.mark.parametrize("script", BINS)
 def test_every_entry_point_has_help_and_one_line_usage_errors(script):
-    res = subprocess.run([sys.executable, f"bins/tta/{script}", "--help"], cwd=REPO, capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-X", "importtime", f"bins/tta/{script}", "--help"], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("usage:") and len(res.stdout.splitlines()) > 3
+    # --help answers at once: torch (seconds to import) comes after parsing
+    imported = {line.split("|")[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    assert "argparse" in imported and "torch" not in imported, f"{script} --help imports torch"
     # an unknown option (or, first, the missing required ones): one line, as a UserError is
     bad = subprocess.run([sys.executable, f"bins/tta/{script}", "--no_such_option"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and not bad.stdout, bad.stdout

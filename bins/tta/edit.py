@@ -13,7 +13,6 @@ import argparse
 import time
 from pathlib import Path
 
-from models.tta.artifact import newest_experiment
 from models.tta.audioldm import SAMPLER_NAMES
 from utils.cli import check_input_file, check_number, entry_point_parser, output_dir_or_next_run, resolve_device, run_main
 from utils.errors import UserError
@@ -51,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"unknown sampler '{args.sampler}'; choose one of {', '.join(SAMPLER_NAMES)}")
     path = args.checkpoint_path
     if path is None:
+        from models.tta.artifact import newest_experiment
+
         path = newest_experiment(args.experiments_root, "audit", HOW_TO_TRAIN)
         print(f"using the newest experiment: {path}")
     if not path.exists():

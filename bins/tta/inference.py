@@ -25,7 +25,6 @@ import json
 import time
 from pathlib import Path
 
-from models.tta.artifact import newest_experiment
 from models.tta.audioldm import SAMPLER_NAMES, parse_span
 from utils.cli import check_input_file, check_number, entry_point_parser, output_dir_or_next_run, resolve_device, run_main
 from utils.errors import UserError
@@ -146,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         check_number(option, value, minimum)
     path = args.checkpoint_path
     if path is None:
+        from models.tta.artifact import newest_experiment
+
         path = newest_experiment(args.experiments_root, "audioldm", "sh egs/tta/audioldm/run_train.sh")
         print(f"using the newest experiment: {path}")
     if not path.exists():

@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 from utils.cli import entry_point_parser
-from utils.machine import describe
 
 
 def main(argv: list[str] | None = None) -> int:
     entry_point_parser(__doc__).parse_args(argv)
+    from utils.machine import describe  # torch: after parsing, so --help answers at once
+
     print(describe())
     return 0
 

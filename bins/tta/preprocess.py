@@ -12,12 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from preprocessors import audiocaps, folder, synthcaps, synthedits
-from preprocessors.prepare import PrepareReport, prepare_clips
 from utils.cli import add_config_args, check_number, check_output_dir, entry_point_parser, run_main
 from utils.config import load_config
 from utils.errors import UserError
-from utils.schema import BaseConfig
 
 DEFAULT_CONFIGS = {
     "SynthCaps": "egs/tta/prepare/synthcaps.json",
@@ -48,6 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # torch and librosa: imported after parsing, so --help answers at once
+    from preprocessors import audiocaps, folder, synthcaps, synthedits
+    from preprocessors.prepare import PrepareReport, prepare_clips
+    from utils.schema import BaseConfig
+
     overrides = list(args.overrides)
     check_number("--num_workers", args.num_workers, 0)
     if args.num_workers is not None:
