@@ -12,7 +12,6 @@ tests/test_reference_tools.py):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from evaluation.distribution import MelStatsEmbedding, frechet_distance, incepti
 from evaluation.embedders import load_embedding
 from utils.audio import load_audio
 from utils.errors import UserError
-from utils.io import read_json
+from utils.io import read_json, read_jsonl
 from utils.mel import MelConfig
 
 
@@ -35,8 +34,13 @@ def evaluate(generated: Path, reference: Path, embedding: str = "mel_stats", emb
         raise UserError(f"{prompts_file} not found; --generated must be an inference output folder")
     if not reference.is_file():
         raise UserError(f"--reference {reference} not found; prepare the dataset first")
-    gen_rows = [json.loads(line) for line in prompts_file.read_text().splitlines() if line.strip()]
+    gen_rows = read_jsonl(prompts_file)
+    if not gen_rows:
+        raise UserError(f"{prompts_file} lists no clips; generate some first (run_inference.sh)")
     ref_rows = read_json(reference)
+    if not isinstance(ref_rows, list) or not ref_rows:
+        raise UserError(f"--reference {reference} holds no rows; "
+                        "give a prepared split that has clips (train.json, valid.json or test.json)")
     mel_stamp = reference.parent / "mel" / "mel_config.json"
     if not mel_stamp.is_file():  # the audio settings every measure below depends on; never guessed
         raise UserError(f"{mel_stamp} not found: --reference must be a split of a prepared dataset "

@@ -4,7 +4,6 @@ scores; plus the metric tables, the VAE reconstruction figure and the training c
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import matplotlib
@@ -13,14 +12,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from utils.errors import UserError  # noqa: E402
+from utils.io import read_json, read_jsonl  # noqa: E402
+from utils.log import get_logger  # noqa: E402
 from utils.plot import mel_figure  # noqa: E402
+
+log = get_logger("report")
 
 
 def curves_png(exp_dir: Path, out: Path) -> Path | None:
     metrics = exp_dir / "metrics.jsonl"
     if not metrics.exists():
         return None
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    try:
+        rows = read_jsonl(metrics)
+    except UserError as err:  # a training killed mid-line: the report goes on without this curve
+        log.warning("training curve left out: %s", err)
+        return None
     fig, ax = plt.subplots(figsize=(6, 3))
     for split, style in (("train", "-"), ("valid", "o-")):
         pts = [(r["step"], r["loss"]) for r in rows if r["split"] == split and "loss" in r]
@@ -80,14 +88,14 @@ def write_report(out_dir: Path, generated: Path, result: dict, vae_exp: Path | N
         parts.append(f'<img src="{rel(vae_figure(vae_exp, reference, out_dir / "vae_reconstruction.png"))}">')
         eval_json = vae_exp / "export" / f"eval_{reference.stem}.json"
         if eval_json.exists():
-            ev = json.loads(eval_json.read_text())
+            ev = read_json(eval_json)
             parts.append(_table([[k, f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))] for k, v in ev.items()], ["metric", "value"]))
     curves = [c for c in (curves_png(e, out_dir / f"curves_{e.name}.png") for e in experiments) if c]
     if curves:
         parts.append("<h2>Training curves</h2>" + "".join(f'<img src="{rel(c)}">' for c in curves))
     parts.append("<h2>Generated clips</h2>")
     rows = []
-    prompts = [json.loads(line) for line in (generated / "prompts.jsonl").read_text().splitlines() if line.strip()]
+    prompts = read_jsonl(generated / "prompts.jsonl")
     scores = {c["wav"]: c for c in result.get("per_clip", [])}
     for p in prompts:
         s = scores.get(p["wav"])

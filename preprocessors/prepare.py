@@ -112,7 +112,8 @@ def _check_fingerprint(out_dir: Path, mel_cfg: MelConfig, overwrite: bool, gener
             )
         if stored.get("fingerprint") != mel_cfg.fingerprint():
             raise PrepareError(
-                f"{out_dir / 'mel'} was prepared with other audio settings ({stored.get('audio')}); "
+                f"{out_dir / 'mel'} was prepared with other audio settings "
+                f"({mel_cfg.differences(stored.get('audio', {}))}); "
                 "re-run with --overwrite or use another --processed_dir"
             )
         if stored.get("generator", "") != generator:
@@ -179,7 +180,8 @@ def prepare_clips(
     for clip in clips:  # an edit triplet's row needs its input clip too
         for row in clip.rows:
             if clip.uid in ok and row.get("Source", clip.uid) not in ok:
-                report.skipped.append((row["Uid"], f"row {row['Uid']}: its input clip {row['Source']} was skipped"))
+                report.skipped.append((row["Uid"], f"the triplet {row['Source']} -> {row['Uid']} ({row['Caption']!r}): "
+                                                   f"its input clip {row['Source']} was skipped"))
     for split, filename in SPLIT_FILES.items():
         rows = [row for clip in clips if clip.split == split and clip.uid in ok for row in clip.rows
                 if row.get("Source", clip.uid) in ok]

@@ -260,7 +260,7 @@ def test_missing_vae_context_mismatch_and_empty_data(tiny_synthcaps, tiny_vae, t
         (empty / f"{split}.json").write_text("[]")
     with pytest.raises(UserError, match="is empty"):
         Trainer(AudioLDMTask, *ldm_cfg(tmp_path / "empty", tiny_vae, tmp_path, *t5_sets(tiny_t5)), "x")
-    with pytest.raises(UserError, match="other audio settings"):
+    with pytest.raises(UserError, match=r"other audio settings \(audio\.target_frames: 128 there, 256 here\)"):
         Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "audio.target_frames=256"), "x")
 
 

@@ -172,20 +172,24 @@ def test_audit_bad_input(tiny_edits, tiny_ldm, tiny_synthcaps, tmp_path, capsys)
             Trainer(AuditTask, *load_config(CONFIG, AuditTask.Config, [*sets, *extra]), "bad")
 
 
-def test_own_triplet_folder(tmp_path):
+def test_own_triplet_folder(tmp_path, caplog):
     raw = tmp_path / "raw"
     raw.mkdir()
     for i in range(4):
         save_wav(raw / f"clip {i}.wav", (0.4 * np.sin(np.arange(20480) * (i + 1) / 20)).astype(np.float32), 16000)
+    save_wav(raw / "quiet.wav", np.zeros(20480, np.float32), 16000)
     with (raw / "metadata.csv").open("w", newline="", encoding="utf-8-sig") as f:
         w = csv.writer(f)
         w.writerow(["input", "output", "instruction"])
         w.writerows([["clip 0.wav", "clip 1.wav", "Make it higher"], ["clip 1.wav", "clip 2.wav", "Make it higher again"],
-                     ["clip 2.wav", "clip 3.wav", " "], ["clip 3.wav", "gone.wav", "Drop it"], ["clip 3.wav", "clip 0.wav", "Lower it"]])
+                     ["clip 2.wav", "clip 3.wav", " "], ["clip 3.wav", "gone.wav", "Drop it"], ["clip 3.wav", "clip 0.wav", "Lower it"],
+                     ["quiet.wav", "clip 2.wav", "Add a tone"]])
     out = tmp_path / "processed"
     assert prepare_main(["--dataset", "edit_folder", "--raw_dir", str(raw), "--name", "Mine", "--processed_dir", str(out),
                          *[f"--set={s}" for s in TINY_AUDIO]]) == 0
     rows = [r for split in ("train", "valid", "test") for r in json.loads((out / "Mine" / f"{split}.json").read_text())]
     assert sorted(r["Caption"] for r in rows) == ["Lower it", "Make it higher", "Make it higher again"]
+    # the row was named by its output clip alone ("row clip_2"), which other rows share
+    assert re.search(r"skipped the triplet quiet -> clip_2_\w+ \('Add a tone'\): its input clip quiet was skipped", caplog.text)
     for r in rows:
         assert (out / "Mine" / "mel" / f"{r['Source']}.npy").exists() and r["Source"] != r["Uid"]

@@ -128,6 +128,13 @@ def test_resume_repeats_the_uninterrupted_run(tiny_synthcaps, tmp_path):
     Trainer(AutoencoderKLTask, cfg3, res3, "split").run()
     with pytest.raises(UserError, match="--resume"):
         Trainer(AutoencoderKLTask, cfg, resolved, "split")
+    # another model: the keys that changed are named (it blamed a "missing, truncated or corrupt file" before)
+    wider = debug_cfg(tiny_synthcaps, tmp_path, "train.max_steps=6", "train.save_every=3", "train.valid_every=100",
+                      "model.block_out_channels=[8, 24]")
+    with pytest.raises(UserError, match="does not fit this config, which differs from the run's own") as refused:
+        Trainer(AutoencoderKLTask, *wider, "split", resume=True)
+    assert "model.block_out_channels: [8, 16] there, [8, 24] here" in str(refused.value)
+    assert "train.max_steps: 3 there, 6 here" in str(refused.value)
     resumed = Trainer(AutoencoderKLTask, cfg, resolved, "split", resume=True)
     assert resumed.step == 3
     resumed.run()

@@ -40,6 +40,25 @@ def test_an_output_folder_that_is_a_file(tiny_ldm, tiny_vae, tmp_path, capsys):
     assert taken.read_text() == "keep me"
 
 
+def test_an_output_folder_nothing_can_be_written_in(tiny_ldm, tmp_path, capsys):
+    """/proc takes no new files, even from root (for whom permission bits say nothing): the run stops before any
+    work with one line, where inference ran to the end and then raised mkdir's traceback."""
+    line = one_line_error(infer_main, ["--checkpoint_path", str(tiny_ldm), "--text", "A bell", "--num_steps", "1",
+                                       "--output_dir", "/proc/tta_out"], capsys)
+    assert line.startswith("error: --output_dir /proc/tta_out: nothing can be written in /proc")
+    line = one_line_error(prepare_main, ["--dataset", "SynthCaps", "--processed_dir", "/proc/tta_data"], capsys)
+    assert "nothing can be written in /proc" in line
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "a/b", "", ".."])
+def test_an_experiment_name_that_is_not_a_folder_name(tmp_path, capsys, name):
+    """--exp_name ../elsewhere wrote outside output_dir."""
+    args = ["--config", "egs/tta/autoencoderkl/exp_config_debug.json", "--exp_name", name, f"--set=output_dir={tmp_path / 'ckpts'}"]
+    assert "must be a plain folder name" in one_line_error(train_main, args, capsys)
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("main, args, message", [
     (infer_main, ["--num_steps", "0"], "--num_steps must be at least 1, got 0"),  # was silently the default
     (infer_main, ["--guidance_scale", "nan"], "--guidance_scale nan is not a finite number"),

@@ -97,6 +97,30 @@ def test_evaluate_errors_are_one_line(tmp_path, real_as_generated):
         evaluate_main(["--generated", str(generated), "--reference", str(unstamped / ref.name)])
 
 
+def test_empty_or_broken_generated_and_reference_files_are_one_line(tmp_path, real_as_generated):
+    """Each of these was a traceback (numpy's concatenate of nothing, json's decode error without the file)."""
+    generated, ref = real_as_generated
+    rows = (generated / "prompts.jsonl").read_text()
+    copy = shutil.copytree(generated, tmp_path / "gen")
+    (copy / "prompts.jsonl").write_text("")
+    with pytest.raises(UserError, match="prompts.jsonl lists no clips"):
+        evaluate_main(["--generated", str(copy), "--reference", str(ref)])
+    (copy / "prompts.jsonl").write_text(rows + '{"prompt": "cut sh\n')
+    with pytest.raises(UserError, match=rf"prompts.jsonl:{len(rows.splitlines()) + 1} is not valid JSON"):
+        evaluate_main(["--generated", str(copy), "--reference", str(ref)])
+    split = shutil.copytree(ref.parent, tmp_path / "split" / ref.parent.name)
+    (split / ref.name).write_text("[]")
+    with pytest.raises(UserError, match="holds no rows"):
+        evaluate_main(["--generated", str(generated), "--reference", str(split / ref.name)])
+    (split / ref.name).write_text('[{"Uid": ')
+    with pytest.raises(UserError, match=rf"{ref.name} is not valid JSON"):
+        evaluate_main(["--generated", str(generated), "--reference", str(split / ref.name)])
+    (copy / "prompts.jsonl").write_text(rows)
+    next(copy.glob("*.wav")).unlink()
+    with pytest.raises(UserError, match=r"\.wav: not found"):  # was "unreadable audio (FileNotFoundError: ...)"
+        evaluate_main(["--generated", str(copy), "--reference", str(ref)])
+
+
 def test_report_has_audio_mels_and_scores(real_as_generated, tiny_vae, tmp_path):
     generated, ref = real_as_generated
     evaluate_main(["--generated", str(generated), "--reference", str(ref)])
@@ -105,6 +129,20 @@ def test_report_has_audio_mels_and_scores(real_as_generated, tiny_vae, tmp_path)
     html = (tmp_path / "report.html").read_text()
     assert html.count("<audio") >= 2 and "test run" in html and "pitch" in html
     assert any(p.suffix == ".png" for p in tmp_path.iterdir())
+
+
+def test_report_leaves_out_a_training_curve_cut_mid_line(real_as_generated, tiny_vae, tmp_path):
+    """A training killed while appending to metrics.jsonl: the report is written without that curve (it raised
+    json's decode error before)."""
+    generated, ref = real_as_generated
+    evaluate_main(["--generated", str(generated), "--reference", str(ref)])
+    killed = shutil.copytree(tiny_vae, tmp_path / "killed", ignore=shutil.ignore_patterns("checkpoints", "export"))
+    with (killed / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 9, "spl')
+    out = tmp_path / "report"
+    assert report_main(["--generated", str(generated), "--reference", str(ref), "--experiments", str(tiny_vae), str(killed),
+                        "--output_dir", str(out)]) == 0
+    assert (out / f"curves_{tiny_vae.name}.png").is_file() and not (out / "curves_killed.png").exists()
 
 
 # ---- pluggable real embedders, loaded through the same code a downloaded checkpoint takes ----------

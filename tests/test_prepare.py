@@ -80,7 +80,7 @@ def test_audiocaps_preparation(audiocaps_raw, tmp_path, capsys):
     assert before == {p: p.stat().st_mtime_ns for p in (root / "mel").glob("*.npy")}
 
     # other audio settings against the same cache: a clear error, nothing overwritten
-    with pytest.raises(UserError, match="prepared with other audio settings"):
+    with pytest.raises(UserError, match=r"prepared with other audio settings \(audio\.n_mels: 64 there, 80 here\); "):
         main(["--dataset", "AudioCaps", "--raw_dir", str(raw), "--processed_dir", str(out), *SETS, "--set=audio.n_mels=80"])
     assert before == {p: p.stat().st_mtime_ns for p in (root / "mel").glob("*.npy")}
 
@@ -228,7 +228,8 @@ def test_an_interrupted_overwrite_is_neither_used_nor_silently_resumed(tmp_path,
 def test_dataset_errors(tiny_synthcaps, tmp_path):
     with pytest.raises(UserError, match="run_prepare.sh --dataset Nope"):
         MelDataset(tiny_synthcaps, ["Nope"], "train", TINY)
-    with pytest.raises(UserError, match="prepared with audio settings"):
+    with pytest.raises(UserError, match=r"other audio settings \(audio\.segment_seconds: 1\.28 there, 10\.24 here; "
+                                         r"audio\.target_frames: 128 there, 1024 here\); "):  # only what differs is named
         MelDataset(tiny_synthcaps, ["SynthCaps"], "train", MelConfig())
     ds = MelDataset(tiny_synthcaps, ["SynthCaps"], "train", TINY, crop_frames=64, seed=3)
     assert ds[0]["mel"].shape == (64, 64)

@@ -19,6 +19,8 @@ class AudioError(UserError):
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Float32 mono waveform at `sample_rate`. Raises AudioError naming the file on any read failure."""
+    if not Path(path).is_file():
+        raise AudioError(f"{path}: not found" if not Path(path).exists() else f"{path}: not a file")
     try:
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
         wav = wav.mean(axis=1)

@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -53,11 +54,19 @@ def check_input_file(option: str, path: Path, hint: str = "") -> None:
 
 
 def check_output_dir(option: str, path: Path) -> None:
-    """A folder to write into: an existing file at it, or at the nearest existing parent, is refused."""
+    """A folder to write into: an existing file at it, or at the nearest existing parent, is refused, and so is a
+    parent nothing can be written in (probed with a temp file: permission bits say nothing to root or about a
+    read-only mount), before any work whose results would then be lost."""
     for p in (path, *path.parents):
         if p.exists():
             if not p.is_dir():
                 raise UserError(f"{option} {path}: {p} is a file, not a folder; give a folder path")
+            try:
+                fd, probe = tempfile.mkstemp(prefix=".write_probe.", dir=p)
+            except OSError as err:
+                raise UserError(f"{option} {path}: nothing can be written in {p} ({err.strerror}); give a folder you can write to") from None
+            os.close(fd)
+            os.unlink(probe)
             return
 
 

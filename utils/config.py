@@ -51,6 +51,19 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def changed_keys(there: dict, here: dict, prefix: str = "") -> list[str]:
+    """'KEY: THERE there, HERE here' for every leaf that differs between two config dicts (dotted keys), so an
+    error can name exactly what another config or an earlier run set otherwise."""
+    out = []
+    for key in dict.fromkeys([*there, *here]):
+        a, b = there.get(key, "unset"), here.get(key, "unset")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a} there, {b} here")
+    return out
+
+
 def load_raw(path: str | Path) -> tuple[dict, list[Path]]:
     """Read a config and its base chain; returns the merged dict and the chain (child first)."""
     chain: list[Path] = []

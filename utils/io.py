@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from utils.errors import UserError
+
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
@@ -62,7 +64,28 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """The parsed file; a file that is not valid JSON is a UserError naming it and where it breaks (a config,
+    split or stamp edited by hand or cut short), not json's traceback without the file name."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not valid JSON ({err}); fix it or create it again") from None
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """One JSON object per non-empty line; a broken line is a UserError naming the file and the line."""
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{number} is not valid JSON ({err}); fix the line or create the file again") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}:{number} is not a JSON object; each line must be one {{...}} row")
+        rows.append(row)
+    return rows
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:

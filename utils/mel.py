@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from utils.config import changed_keys
+
 
 @dataclass(frozen=True)
 class MelConfig:
@@ -59,6 +61,11 @@ class MelConfig:
     def silence(self) -> float:
         """Log-mel value of digital silence; used to pad the frame axis."""
         return float(np.log(self.log_clamp))
+
+    def differences(self, stored: dict) -> str:
+        """The settings in which `stored` (the audio block of an earlier preparation or export) differs from these,
+        as 'audio.KEY: THERE there, HERE here', so an error names only what to change."""
+        return "; ".join(changed_keys({"audio": stored}, {"audio": asdict(self)}))
 
     def fingerprint(self) -> str:
         """Short hash of every mel setting; caches and artifacts store it to detect mismatches."""

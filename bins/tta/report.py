@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from utils.cli import check_output_dir, entry_point_parser, run_main
 from utils.errors import UserError
+from utils.io import read_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if not eval_json.exists():
         raise UserError(f"{eval_json} not found; run bins/tta/evaluate.py --generated {args.generated} first")
     check_output_dir("--output_dir", args.output_dir or args.generated)
-    path = write_report(args.output_dir or args.generated, args.generated, json.loads(eval_json.read_text()),
+    path = write_report(args.output_dir or args.generated, args.generated, read_json(eval_json),
                         args.vae, args.experiments, args.reference, args.note)
     print(f"report: {path}")
     return 0

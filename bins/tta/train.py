@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.exp_name.strip() or args.exp_name in (".", "..") or any(c in args.exp_name for c in "/\\"):
+        raise ConfigError(f"--exp_name {args.exp_name!r} must be a plain folder name (no '/' or '..'): "
+                          "it becomes <output_dir>/<exp_name>")
     raw, _ = load_raw(args.config)
     registry = task_registry()
     model_type = raw.get("model_type")

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from models.base.loading import reading
+from utils.errors import UserError
 
 STEP_DIR = re.compile(r"^step_(\d{8})$")
 
@@ -68,11 +69,22 @@ def save(
     return final
 
 
+class CheckpointMismatch(UserError):
+    """A checkpoint that reads fine but holds other modules than the config builds (other shapes or names)."""
+
+
 def load(path: Path, modules: dict[str, torch.nn.Module]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Load weights into `modules`; returns (state dict, trainer meta). Restores the global RNGs."""
     for name, module in modules.items():
-        with reading(f"checkpoint's {name}", path / f"{name}.safetensors"):
-            load_model(module, str(path / f"{name}.safetensors"))
+        file = path / f"{name}.safetensors"
+        with reading(f"checkpoint's {name}", file):
+            try:
+                load_model(module, str(file))
+            except RuntimeError as err:  # torch's and safetensors' strict-load message; a corrupt file raises otherwise
+                if not str(err).startswith("Error(s) in loading state_dict"):
+                    raise
+                raise CheckpointMismatch(f"{file} holds another {name} than this config builds "
+                                         f"({str(err).splitlines()[1].strip()[:160]}...)") from None
     with reading("checkpoint state", path / "state.pt"):
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
     set_rng_state(state.pop("rng"))

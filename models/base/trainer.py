@@ -29,8 +29,9 @@ from tqdm import tqdm
 from models.base import checkpoint
 from models.base.sampler import EpochSampler
 from models.base.task import Task
+from utils.config import changed_keys
 from utils.errors import UserError
-from utils.io import write_json
+from utils.io import read_json, write_json
 from utils.log import get_logger
 
 if TYPE_CHECKING:
@@ -128,7 +129,17 @@ class Trainer:
         path = checkpoint.latest(self.ckpt_root)
         if path is None:
             raise UserError(f"--resume: no checkpoint under {self.ckpt_root}")
-        state, meta = checkpoint.load(path, self._unwrapped())
+        run_config = self.exp_dir / "config.json"
+        changed = changed_keys(read_json(run_config), self.resolved) if run_config.is_file() else []
+        try:
+            state, meta = checkpoint.load(path, self._unwrapped())
+        except checkpoint.CheckpointMismatch as err:
+            if not changed:
+                raise
+            raise UserError(f"--resume: {path} does not fit this config, which differs from the run's own {run_config} "
+                            f"({'; '.join(changed)}); resume with that config (drop the --set that changed it)") from err
+        if changed:  # a longer max_steps or a new learning rate is a reason to resume; said, not refused
+            log.warning("resuming with a config that differs from the run's own: %s", "; ".join(changed))
         for k, opt in self.task.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
         for k, sched in self.task.schedulers.items():

@@ -46,10 +46,9 @@ class MelDataset(Dataset):
             if stamp.exists() and not read_json(stamp).get("complete", True):
                 raise UserError(f"the preparation of {root} did not finish; {PREPARE_HINT.replace('<name>', name)} again")
             if stamp.exists() and read_json(stamp)["fingerprint"] != mel_cfg.fingerprint():
-                raise UserError(
-                    f"{root / 'mel'} was prepared with audio settings {read_json(stamp)['audio']}, "
-                    f"but this config has {mel_cfg.__dict__}; use the same `audio` block or re-prepare with --overwrite"
-                )
+                changed = mel_cfg.differences(read_json(stamp)["audio"])
+                raise UserError(f"{root / 'mel'} was prepared with other audio settings ({changed}); "
+                                "use the same `audio` block (or --set audio.KEY=VALUE) or re-prepare with --overwrite")
             rows = read_json(meta)
             for row, repeats in zip(rows, repeat_factors(rows, balance_by, meta) if balance_by else [1] * len(rows)):
                 self.rows += [row] * repeats

@@ -89,8 +89,7 @@ class AudioLDMConfig(BaseConfig):
 
 def check_same_audio(found: MelConfig, wanted: MelConfig, source: str) -> None:
     if found != wanted:
-        diff = {k: (v, getattr(wanted, k)) for k, v in found.__dict__.items() if getattr(wanted, k) != v}
-        raise UserError(f"{source} was made with other audio settings (it vs this config: {diff}); "
+        raise UserError(f"{source} was made with other audio settings ({wanted.differences(found.__dict__)}); "
                         "use its `audio` block (--set audio.<key>=<value>)")
 
 
