@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from preprocessors.prepare import Clip, PrepareError, PrepareReport
+from utils.io import read_text
 
 
 def read_metadata(raw_dir: Path, columns: tuple[str, ...] = ("file", "caption")) -> list[tuple[str, dict]]:
@@ -25,14 +27,13 @@ def read_metadata(raw_dir: Path, columns: tuple[str, ...] = ("file", "caption"))
     csv_path, jsonl_path = raw_dir / "metadata.csv", raw_dir / "metadata.jsonl"
     named = " and ".join(f"'{c}'" for c in columns)
     if csv_path.exists():
-        with csv_path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            if not set(columns) <= set(reader.fieldnames or []):
-                raise PrepareError(f"{csv_path}: needs columns {named}, found {reader.fieldnames}")
-            return [(f"{csv_path}:{reader.line_num}", row) for row in reader]
+        reader = csv.DictReader(io.StringIO(read_text(csv_path)))
+        if not set(columns) <= set(reader.fieldnames or []):
+            raise PrepareError(f"{csv_path}: needs columns {named}, found {reader.fieldnames}")
+        return [(f"{csv_path}:{reader.line_num}", row) for row in reader]
     if jsonl_path.exists():
         rows = []
-        for n, line in enumerate(jsonl_path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        for n, line in enumerate(read_text(jsonl_path).splitlines(), 1):
             if not line.strip():
                 continue
             try:

@@ -173,6 +173,35 @@ def test_real_audiocaps_captions_in_batch(tiny_ldm, tmp_path):
     assert len((out / "prompts.jsonl").read_text().splitlines()) == 12
 
 
+def test_prompt_files_saved_by_excel_or_notepad(tiny_ldm, tmp_path):
+    """UTF-8 with a byte-order mark: the CSV's 'caption' column was not found ('\\ufeffcaption') and the text
+    file's first prompt began with an invisible U+FEFF that went to the text encoder."""
+    table, lines = tmp_path / "excel.csv", tmp_path / "notepad.txt"
+    table.write_bytes("caption\r\nA dog barks\r\n".encode("utf-8-sig"))
+    lines.write_bytes("Rain falls\r\n".encode("utf-8-sig"))
+    for option, path in (("--captions", table), ("--text_file", lines)):
+        out = tmp_path / option.strip("-")
+        assert infer_main(["--checkpoint_path", str(tiny_ldm), option, str(path), "--output_dir", str(out), "--num_steps", "1"]) == 0
+        assert [json.loads(r)["prompt"] for r in (out / "prompts.jsonl").read_text().splitlines()] == [
+            {"--captions": "A dog barks", "--text_file": "Rain falls"}[option]]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("latin1.txt", "caf\xe9 music\n".encode("latin-1"), "latin1.txt is not UTF-8 text (byte 3"),  # was UnicodeDecodeError
+    ("latin1.csv", "caption\ncaf\xe9\n".encode("latin-1"), "latin1.csv is not UTF-8 text"),
+    ("cut.json", b'[{"Caption": "A', "cut.json is not valid JSON"),  # was JSONDecodeError
+    ("rows.json", b'[{"caption": "A dog"}]', "not a prepared split (a list of rows, each with a 'Caption')"),  # was KeyError
+])
+def test_prompt_files_that_cannot_be_read_are_one_line(tiny_ldm, tmp_path, capsys, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    option = "--text_file" if name.endswith(".txt") else "--captions"
+    with pytest.raises(SystemExit) as exit_:
+        run_main(lambda: infer_main(["--checkpoint_path", str(tiny_ldm), option, str(tmp_path / name), "--output_dir", str(tmp_path / "o")]))
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "\n" not in err and message in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_shell_script_under_sh_uses_newest_experiment(tiny_ldm, tmp_path):
     res = subprocess.run(
         ["sh", "egs/tta/audioldm/run_inference.sh", "--text", "A man is whistling", "--num_steps", "2",

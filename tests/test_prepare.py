@@ -157,6 +157,17 @@ def test_own_folder_rows_cut_short_or_not_text_are_skipped_and_named(tmp_path, c
     assert f"{raw / 'metadata.jsonl'}:2: 'caption' is ['x'], not text" in caplog.text
 
 
+def test_metadata_in_another_encoding_is_one_line_and_nothing_is_written(tmp_path):
+    """A metadata.csv saved as Latin-1 raised UnicodeDecodeError from inside csv."""
+    raw = tmp_path / "mine"
+    raw.mkdir()
+    sf.write(raw / "a.wav", tone(sr=16000), 16000)
+    (raw / "metadata.csv").write_bytes("file,caption\na.wav,A caf\xe9 at noon\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"metadata.csv is not UTF-8 text \(byte 24: invalid continuation byte\); save it as UTF-8"):
+        main(["--dataset", "folder", "--raw_dir", str(raw), "--processed_dir", str(tmp_path / "out"), *SETS])
+    assert not list((tmp_path / "out").rglob("*.npy"))
+
+
 def test_synthcaps_layout(tiny_synthcaps):
     root = tiny_synthcaps / "SynthCaps"
     rows = {s: json.loads((root / f"{s}.json").read_text()) for s in ("train", "valid", "test")}

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar, Union
 import json5
 
 from utils.errors import UserError
+from utils.io import read_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MAX_CHAIN = 6  # a file plus at most five levels of base configs (a demo LoRA on the LoRA on the fine-tune config: 4)
@@ -76,7 +77,7 @@ def load_raw(path: str | Path) -> tuple[dict, list[Path]]:
             raise ConfigError(f"base_config chain deeper than {MAX_CHAIN - 1} levels: {' -> '.join(map(str, chain))}")
         chain.append(current)
         try:
-            data = json5.loads(current.read_text())
+            data = json5.loads(read_text(current))
         except ValueError as err:
             raise ConfigError(f"{current}: not valid JSON5 ({err})") from None
         if not isinstance(data, dict):

@@ -63,19 +63,28 @@ def write_json(path: str | Path, data: Any) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n"))
 
 
+def read_text(path: str | Path) -> str:
+    """A text file as str: UTF-8, with or without the byte-order mark that Excel and Notepad write (else it would
+    end up in a column name or a prompt); another encoding is a UserError naming the file, not a traceback."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8") from None
+
+
 def read_json(path: str | Path) -> Any:
     """The parsed file; a file that is not valid JSON is a UserError naming it and where it breaks (a config,
     split or stamp edited by hand or cut short), not json's traceback without the file name."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as err:
         raise UserError(f"{path} is not valid JSON ({err}); fix it or create it again") from None
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """One JSON object per non-empty line; a broken line is a UserError naming the file and the line."""
     rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:

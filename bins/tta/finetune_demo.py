@@ -11,7 +11,6 @@ model and with the LoRA, and prints adherence before and after.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from utils.cli import check_input_file, check_number, check_output_dir, entry_point_parser, run_main
@@ -56,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     from evaluation.new_word import NEW_WORD, adherence, new_word_prompts
     from models.tta.audioldm.pipeline import TTAPipeline
     from preprocessors.synthcaps import Attributes
-    from utils.io import write_json
+    from utils.io import read_json, write_json
 
-    rows = json.loads(args.test.read_text(encoding="utf-8"))
+    rows = read_json(args.test)
     held_out = [(r["Caption"], Attributes(**r["Attributes"])) for r in rows if "Attributes" in r][: args.limit]
     new = new_word_prompts(args.new_prompts, seed=123)
     result = {"new_word": NEW_WORD, "seed": args.seed, "examples": [p for p, _ in new[:3]]}

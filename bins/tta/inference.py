@@ -21,7 +21,6 @@ Writes <output_dir>/<index>_<slug>.wav and .png (its mel) plus prompts.jsonl, an
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -68,16 +67,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def read_captions(path: Path) -> list[str]:
     """Distinct captions, in order, from a prepared split (.json rows with 'Caption') or a CSV ('caption' column)."""
     import csv
+    import io
+
+    from utils.io import read_json, read_text
 
     check_input_file("--captions", path)
     if path.suffix == ".json":
-        caps = [row["Caption"] for row in json.loads(path.read_text(encoding="utf-8"))]
+        rows = read_json(path)
+        if not isinstance(rows, list) or not all(isinstance(row, dict) and "Caption" in row for row in rows):
+            raise UserError(f"--captions {path}: not a prepared split (a list of rows, each with a 'Caption')")
+        caps = [row["Caption"] for row in rows]
     else:
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if "caption" not in (reader.fieldnames or []):
-                raise UserError(f"--captions {path}: no 'caption' column (found {reader.fieldnames})")
-            caps = [row["caption"] for row in reader]
+        reader = csv.DictReader(io.StringIO(read_text(path)))
+        if "caption" not in (reader.fieldnames or []):
+            raise UserError(f"--captions {path}: no 'caption' column (found {reader.fieldnames})")
+        caps = [row["caption"] for row in reader]
     caps = list(dict.fromkeys(c.strip() for c in caps if c and c.strip()))
     if not caps:
         raise UserError(f"--captions {path} has no captions")
@@ -89,7 +93,9 @@ def load_prompts(args: argparse.Namespace) -> list[str]:
         return read_captions(args.captions)[: args.limit]
     if args.text_file is not None:
         check_input_file("--text_file", args.text_file)
-        prompts = [line.strip() for line in args.text_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from utils.io import read_text
+
+        prompts = [line.strip() for line in read_text(args.text_file).splitlines() if line.strip()]
         if not prompts:
             raise UserError(f"--text_file {args.text_file} has no prompts")
         return prompts[: args.limit]
