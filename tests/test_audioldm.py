@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -206,8 +207,6 @@ def test_latent_cache_equals_on_the_fly(tiny_synthcaps, tiny_vae, tiny_t5, tmp_p
 
 def test_latent_cache_encodes_a_re_prepared_clip_again(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
     """The cache folder is keyed by the VAE; a latent older than its mel (the clip was re-prepared) is redone."""
-    import shutil
-
     import numpy as np
 
     data = tmp_path / "data"
@@ -258,8 +257,12 @@ def test_missing_vae_context_mismatch_and_empty_data(tiny_synthcaps, tiny_vae, t
     empty.mkdir(parents=True)
     for split in ("train", "valid"):
         (empty / f"{split}.json").write_text("[]")
-    with pytest.raises(UserError, match="is empty"):
+    with pytest.raises(UserError, match=r"split 'train' of \['SynthCaps'\] .* is empty; run `sh egs/tta/prepare/run_prepare.sh --dataset SynthCaps` first"):
         Trainer(AudioLDMTask, *ldm_cfg(tmp_path / "empty", tiny_vae, tmp_path, *t5_sets(tiny_t5)), "x")
+    small = shutil.copytree(tiny_synthcaps / "SynthCaps", tmp_path / "small" / "SynthCaps")
+    (small / "valid.json").write_text("[]")  # a dataset too small for its valid share (the hint said "--dataset <name>")
+    with pytest.raises(UserError, match=r"split 'valid' .* is empty: too few clips .* --set preprocess.valid_ratio=\.\.\. \(larger\)"):
+        Trainer(AudioLDMTask, *ldm_cfg(tmp_path / "small", tiny_vae, tmp_path, *t5_sets(tiny_t5)), "x")
     with pytest.raises(UserError, match=r"other audio settings \(audio\.target_frames: 128 there, 256 here\)"):
         Trainer(AudioLDMTask, *ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "audio.target_frames=256"), "x")
 

@@ -191,6 +191,11 @@ def test_bad_sources_give_one_line_and_write_nothing(audioldm, tmp_path, tiny_t5
     (tango / "pytorch_model_main.bin").write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="could not be read as a checkpoint"):
         convert("tango", tango, out, text_encoder=tiny_t5)
+    # a file that is no checkpoint at all (a wav given as --src): torch's unpickler raised IndexError
+    not_ckpt = tmp_path / "clip.ckpt"
+    not_ckpt.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(64)))
+    with pytest.raises(UserError, match="clip.ckpt could not be read as a checkpoint"):
+        convert("audioldm-ckpt", not_ckpt, out, text_encoder=tiny_t5)
     # Tango needs its text encoder's config and tokenizer
     with pytest.raises(UserError, match="needs --text_encoder"):
         convert("tango", tango, out)

@@ -54,7 +54,11 @@ class MelDataset(Dataset):
                 self.rows += [row] * repeats
                 self.mel_paths += [root / "mel" / f"{row['Uid']}.npy"] * repeats
         if not self.rows:
-            raise UserError(f"split '{split}' of {datasets} in {processed_dir} is empty; {PREPARE_HINT}")
+            if split == "train":
+                raise UserError(f"split 'train' of {datasets} in {processed_dir} is empty; {PREPARE_HINT.replace('<name>', datasets[0])}")
+            share = "valid_ratio" if split == "valid" else "test_ratio"
+            raise UserError(f"split '{split}' of {datasets} in {processed_dir} is empty: too few clips for a share of them "
+                            f"to go there; prepare again with --overwrite --set preprocess.{share}=... (larger), or add clips")
 
     def __len__(self) -> int:
         return len(self.rows)
