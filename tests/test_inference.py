@@ -118,6 +118,9 @@ def test_duration_rounds_to_the_latent_stride(pipe):
         pipe(["x"], sampler="fast")
     with pytest.raises(UserError, match="--num_samples must be at least 1, got 0"):  # was max() of an empty sequence
         pipe(["x"], num_samples=0)
+    for seed in (-1, 2**70, 2.5):  # the app passes its Seed field on: 2**70 was torch's "Overflow when unpacking long"
+        with pytest.raises(UserError, match=f"--seed must be a whole number from 0 to .*, got {seed}"):
+            pipe(["x"], seed=seed, num_steps=1)
 
 
 def test_cli_writes_wavs_pngs_and_manifest(tiny_ldm, tmp_path, capsys):

@@ -85,6 +85,14 @@ def check_duration(seconds: float) -> None:
         raise UserError(f"--duration {seconds} must be in (0, {MAX_SECONDS}] seconds")
 
 
+def clip_generators(seed: int, n: int) -> list[torch.Generator]:
+    """One generator per clip, clip i seeded with seed + i (so a clip does not depend on its batch); a seed that
+    torch cannot take (negative, or past 64 bits) is a UserError, not an overflow deep inside torch."""
+    if int(seed) != seed or not 0 <= seed <= 2**63 - 1 - n:
+        raise UserError(f"--seed must be a whole number from 0 to {2**63 - 1 - n}, got {seed}")
+    return [torch.Generator().manual_seed(int(seed) + i) for i in range(n)]
+
+
 def sampler_defaults(sampler: dict[str, Any]) -> dict[str, Any]:
     """A config's `model.sampler` section (name, num_steps, guidance_scale) -> the pipeline's call defaults."""
     return {"sampler": sampler.get("name", "dpm++"), "num_steps": int(sampler.get("num_steps", 25)),
@@ -308,8 +316,8 @@ class TTAPipeline:
         per_prompt = num_samples * num_candidates
         n_prompts = len(prompts)
         prompts = [p for p in prompts for _ in range(per_prompt)]
-        seeds = [seed + i for i in range(len(prompts))]
-        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        gens = clip_generators(seed, len(prompts))
+        seeds = [int(seed) + i for i in range(len(prompts))]
 
         clock = time.perf_counter()
         timings: dict[str, float] = {}

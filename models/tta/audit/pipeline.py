@@ -20,7 +20,7 @@ import torch
 
 from models.tta.audioldm.editing import check_audio
 from models.tta.audioldm.model import text_condition
-from models.tta.audioldm.pipeline import MAX_SECONDS, TTAOutput, TTAPipeline, make_sampler
+from models.tta.audioldm.pipeline import MAX_SECONDS, TTAOutput, TTAPipeline, clip_generators, make_sampler
 from models.tta.audioldm.text_encoder import join
 from models.tta.audit.model import is_editor
 from utils.errors import UserError
@@ -77,7 +77,7 @@ class EditorPipeline(TTAPipeline):
         emb, mask = join(join(null, null), (emb, mask))
         cond = EditCondition(text_condition(self.unet, emb.to(self.device), mask.to(self.device)),
                              torch.cat([torch.zeros_like(source), source, source]).to(self.device, self.unet.dtype))
-        gens = [torch.Generator().manual_seed(seed + i) for i in range(n)]
+        gens = clip_generators(seed, n)
         z = self.noise_like(source, gens) * sched.init_noise_sigma
         return self.denoise(z, sched, sched.timesteps, cond, scales, gens, progress=progress)
 
