@@ -315,6 +315,17 @@ def test_hifigan_loads_from_a_saved_folder(tmp_path):
         build_generator(HiFiGANConfig([5, 4, 2, 2], [10, 8, 4, 4], 32, [3], [[1, 3]]), cfg)
 
 
+def test_a_vocoder_path_means_that_hifigan(tiny_ldm, tmp_path):
+    """`--vocoder_path DIR` alone decoded with Griffin-Lim, and `--vocoder griffinlim --vocoder_path DIR` dropped the
+    path: both without a word."""
+    small = HiFiGANConfig([5, 4, 2, 2, 2], [10, 8, 4, 4, 4], 32, [3], [[1, 3]])
+    build_generator(small, MelConfig()).save_pretrained(str(tmp_path / "voc" / "vocoder"))
+    pipe = TTAPipeline.from_experiment(tiny_ldm, vocoder_path=str(tmp_path / "voc"))
+    assert isinstance(pipe.vocoder.generator, SpeechT5HifiGan)
+    with pytest.raises(UserError, match="--vocoder_path .*voc is for --vocoder hifigan; Griffin-Lim has no weights"):
+        TTAPipeline.from_experiment(tiny_ldm, "griffinlim", str(tmp_path / "voc"))
+
+
 def test_checkpoint_inference_uses_the_ema_weights_and_needs_no_export(tiny_ldm, tmp_path):
     """--checkpoint_path <exp>/checkpoints/step_*: the EMA U-Net of that step (not the raw training weights),
     built from the run's config, also when the experiment has no export yet."""

@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sampler", help=f"one of {', '.join(SAMPLER_NAMES)} (default: the experiment's sampler.name)")
     p.add_argument("--seed", type=int, default=0, help="edit i is drawn with seed + i")
     p.add_argument("--vocoder", help="griffinlim or hifigan (default: the export's own vocoder if it has one, else griffinlim)")
-    p.add_argument("--vocoder_path", help="HiFi-GAN folder or experiment (for --vocoder hifigan)")
+    p.add_argument("--vocoder_path", help="HiFi-GAN folder or experiment (implies --vocoder hifigan)")
     p.add_argument("--experiments_root", type=Path, default=Path("ckpts/tta"), help="where to look for the newest experiment")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     return p.parse_args(argv)

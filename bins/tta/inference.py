@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     edit.add_argument("--num_candidates", type=int, default=1, help="make N per prompt and keep the best by --clap score")
     edit.add_argument("--clap", type=Path, metavar="DIR", help="a local CLAP model folder (e.g. laion/clap-htsat-unfused) to score candidates")
     p.add_argument("--vocoder", help="griffinlim or hifigan (default: the export's own vocoder if it has one, else griffinlim)")
-    p.add_argument("--vocoder_path", help="HiFi-GAN folder or experiment (for --vocoder hifigan)")
+    p.add_argument("--vocoder_path", help="HiFi-GAN folder or experiment (implies --vocoder hifigan)")
     p.add_argument("--lora", action="append", default=[], type=Path, help="a LoRA adapter (experiment or export) to apply (repeatable)")
     p.add_argument("--lora_scale", action="append", default=[], type=float, help="strength of each --lora in order (default 1)")
     p.add_argument("--merge_lora", type=Path, metavar="OUT", help="write the model with the --lora adapters merged as an export to OUT and stop")

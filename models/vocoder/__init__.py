@@ -11,6 +11,8 @@ VOCODERS = ("griffinlim", "hifigan")
 
 def load_vocoder(kind: str, path: str | None, mel_cfg: MelConfig, device: str = "cpu"):
     if kind == "griffinlim":
+        if path:  # it was silently ignored
+            raise UserError(f"--vocoder_path {path} is for --vocoder hifigan; Griffin-Lim has no weights to load")
         from models.vocoder.griffinlim import GriffinLim
 
         return GriffinLim(mel_cfg)

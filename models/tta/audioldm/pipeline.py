@@ -170,8 +170,8 @@ class TTAPipeline:
         text_cfg = TextEncoderConfig(**{**meta["text_encoder"], "name_or_path": str(root / "text_encoder"), "trainable": False})
         text = TextEncoder(text_cfg).to(device)
         own = root / "vocoder"
-        if vocoder is None:
-            vocoder = "hifigan" if own.is_dir() else "griffinlim"
+        if vocoder is None:  # a --vocoder_path names a HiFi-GAN; else the export's own vocoder, else Griffin-Lim
+            vocoder = "hifigan" if vocoder_path or own.is_dir() else "griffinlim"
         if vocoder == "hifigan" and vocoder_path is None and own.is_dir():
             vocoder_path = str(own)
         voc = load_vocoder(vocoder, vocoder_path, mel_cfg, device)
@@ -209,7 +209,7 @@ class TTAPipeline:
         with reading("checkpoint U-Net", step_dir / "unet.safetensors"):
             load_with_ema(unet, load_file(str(step_dir / "unet.safetensors")), state)
         defaults = sampler_defaults(cfg["model"]["sampler"])
-        voc = load_vocoder(vocoder or "griffinlim", vocoder_path, mel_cfg, device)
+        voc = load_vocoder(vocoder or ("hifigan" if vocoder_path else "griffinlim"), vocoder_path, mel_cfg, device)
         return cls(vae, unet.eval().to(device), text.to(device), cfg["model"]["noise_scheduler"], mel_cfg, voc, defaults)
 
     def save(self, out_dir: Path, source: dict[str, Any]) -> None:
