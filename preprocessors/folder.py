@@ -12,14 +12,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
 from preprocessors.prepare import Clip, PrepareError, PrepareReport
-from utils.io import read_text
+from utils.io import read_jsonl_lines, read_text
 
 
 def read_metadata(raw_dir: Path, columns: tuple[str, ...] = ("file", "caption")) -> list[tuple[str, dict]]:
@@ -33,14 +32,8 @@ def read_metadata(raw_dir: Path, columns: tuple[str, ...] = ("file", "caption"))
         return [(f"{csv_path}:{reader.line_num}", row) for row in reader]
     if jsonl_path.exists():
         rows = []
-        for n, line in enumerate(read_text(jsonl_path).splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise PrepareError(f"{jsonl_path}:{n}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict) or not set(columns) <= set(row):
+        for n, row in read_jsonl_lines(jsonl_path):
+            if not set(columns) <= set(row):
                 raise PrepareError(f"{jsonl_path}:{n}: each line needs {named}")
             rows.append((f"{jsonl_path}:{n}", row))
         return rows

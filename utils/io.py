@@ -81,8 +81,8 @@ def read_json(path: str | Path) -> Any:
         raise UserError(f"{path} is not valid JSON ({err}); fix it or create it again") from None
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """One JSON object per non-empty line; a broken line is a UserError naming the file and the line."""
+def read_jsonl_lines(path: str | Path) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-empty line; a broken line is a UserError naming the file and the line."""
     rows = []
     for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
@@ -93,8 +93,12 @@ def read_jsonl(path: str | Path) -> list[dict]:
             raise UserError(f"{path}:{number} is not valid JSON ({err}); fix the line or create the file again") from None
         if not isinstance(row, dict):
             raise UserError(f"{path}:{number} is not a JSON object; each line must be one {{...}} row")
-        rows.append(row)
+        rows.append((number, row))
     return rows
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    return [row for _, row in read_jsonl_lines(path)]
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
