@@ -4,7 +4,9 @@ images, downloads, timings and the equivalent command line."""
 
 from __future__ import annotations
 
+import atexit
 import shlex
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +34,9 @@ class App:
     def __init__(self, root: Path, default: Path | None, device: str, keep_models: int, max_model_gb: float) -> None:
         self.root, self.default = root, default
         self.loaded = LoadedModels(keep_models, device, max_model_gb * 2**30)
+        # results live here while the app runs (players and downloads point into it); gone when it stops
         self.out_root = Path(tempfile.mkdtemp(prefix="tta_app_"))
+        atexit.register(shutil.rmtree, self.out_root, True)
 
     def entries(self) -> list[Entry]:
         found = find_models(self.root)

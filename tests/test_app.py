@@ -22,17 +22,14 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 ARTIFACTS = REPO / "exp" / "test_artifacts"
 
 
-@pytest.fixture(scope="module")
-def server(tiny_ldm, tmp_path_factory):
-    root = tmp_path_factory.mktemp("app_models")
-    for name in ("tiny_a", "tiny_b"):
-        shutil.copytree(tiny_ldm, root / name)
+def start_app(root: Path, tmp: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """bins/tta/webapp.py serving the exports under `root` (its temp files under `tmp`), once its page answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", **({"TMPDIR": str(tmp)} if tmp else {})}
     proc = subprocess.Popen([sys.executable, "bins/tta/webapp.py", "--experiments_root", str(root), "--port", str(port)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(240):
         try:
@@ -41,9 +38,22 @@ def server(tiny_ldm, tmp_path_factory):
         except OSError:
             assert proc.poll() is None, proc.stdout.read()
             time.sleep(0.25)
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def server(tiny_ldm, tmp_path_factory):
+    """The app on two copies of the tiny model. Stopped by SIGTERM (as a service manager stops it), it must exit
+    cleanly and take its tta_app_* folder of results with it: every run used to leave one in the temp folder."""
+    root, tmp = tmp_path_factory.mktemp("app_models"), tmp_path_factory.mktemp("app_tmp")
+    for name in ("tiny_a", "tiny_b"):
+        shutil.copytree(tiny_ldm, root / name)
+    proc, url = start_app(root, tmp)
+    assert len(list(tmp.glob("tta_app_*"))) == 1
     yield url
     proc.terminate()
-    proc.wait(timeout=20)
+    assert proc.wait(timeout=20) == 0
+    assert not list(tmp.glob("tta_app_*"))
 
 
 def fetch_wav(page, selector: str):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import signal
 import socket
+import sys
 from pathlib import Path
 
 from utils.cli import check_number, entry_point_parser, resolve_device, run_main
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     page = build(args.experiments_root, args.checkpoint_path, device, args.keep_models, args.max_model_gb)
     print(f"serving on http://{args.host}:{args.port}", flush=True)
+    # a service manager's (or kill's) SIGTERM ends the app as Ctrl-C does, so its exit handlers remove its files
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     page.launch(server_name=args.host, server_port=args.port, show_error=True)
     return 0
 
