@@ -30,7 +30,8 @@ SIZES = {
     "full": {"audio": ["audio.segment_seconds=10.24", "audio.target_frames=1024"], "vae": "egs/tta/autoencoderkl/exp_config.json",
              "ldm": "egs/tta/audioldm/exp_config.json", "hifigan": "egs/tta/hifigan/exp_config.json", "batch": 2, "steps": 2},
 }
-CASES = ("prepare", "matmul", "vae", "ldm", "ldm_options", "sample", "hifigan", "finetune", "lora", "editing")
+CASES = ("prepare", "matmul", "vae", "ldm", "ldm_options", "sample", "hifigan", "finetune", "lora", "editing", "frechet")
+UNSIZED = ("matmul", "frechet")  # cases that do not depend on the model size
 DEMO_EXP = Path(os.environ.get("TTA_DEMO_EXP", ROOT / "ckpts/tta/audioldm_synthcaps"))  # the trained demo (sh egs/tta/demo/run.sh)
 LORA = 'train.lora={rank: 16, alpha: 16, target_modules: ["to_q", "to_k", "to_v", "to_out.0"]}'  # exp_config_lora.json's
 
@@ -121,6 +122,24 @@ def case_matmul(work: Path, size: str) -> list[dict]:
     from utils.machine import matmul_gflops
 
     return [row("matmul fp32 2048^2 (ceiling)", "-", f"{torch.get_num_threads()} threads", matmul_gflops(), "GFLOP/s")]
+
+
+def case_frechet(work: Path, size: str) -> list[dict]:
+    """The Frechet distance of PANNs-sized embeddings (2048-d, 957 clips: AudioCaps test's count) against the
+    reference tools' formula, scipy's sqrtm of the covariance product, on the same random embeddings."""
+    import numpy as np
+    import scipy.linalg
+
+    from evaluation.distribution import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((957, 2048)) @ rng.standard_normal((2048, 2048)) * 0.05 for _ in range(2))
+
+    def reference(_: int) -> None:
+        scipy.linalg.sqrtm(np.cov(a, rowvar=False) @ np.cov(b, rowvar=False))
+
+    return [row("frechet distance 2048-d", "-", "symmetric eigh (ours)", timed(lambda _: frechet_distance(a, b), 2), "s"),
+            row("frechet distance 2048-d", "-", "scipy sqrtm (audioldm-eval)", timed(reference, 1), "s")]
 
 
 def case_vae(work: Path, size: str) -> list[dict]:
@@ -399,7 +418,7 @@ def main() -> int:
         return 0
     rows = []
     for case in args.cases:
-        for size in (["-"] if case == "matmul" else args.sizes):
+        for size in (["-"] if case in UNSIZED else args.sizes):
             print(f"running {case} ({size}) ...", file=sys.stderr, flush=True)
             res = subprocess.run([sys.executable, __file__, "--worker", case, size if size != "-" else "demo", "--workdir", str(work)],
                                  capture_output=True, text=True)

@@ -9,7 +9,6 @@ real embedders live in evaluation/embedders and load from a local checkpoint.
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import torch
 
 from utils.mel import MelConfig, MelFrontEnd
@@ -34,15 +33,20 @@ class MelStatsEmbedding:
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) between two sets of embeddings [N, D]."""
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) between two sets of embeddings [N, D].
+
+    Tr((S_a S_b)^(1/2)) = Tr((R S_b R)^(1/2)) with R = S_a^(1/2): the square roots of the eigenvalues of a symmetric
+    matrix, from two symmetric eigendecompositions. The reference tools (audioldm-eval, pytorch-fid) take scipy's
+    sqrtm of the non-symmetric product instead: the same value to 1e-7 relative on 2048-dim PANNs-sized
+    embeddings, 6-10x slower there (24 s of a 2-core evaluation), and inaccurate when N < D makes it singular.
+    """
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = scipy.linalg.sqrtm(s_a @ s_b)
-    if not np.isfinite(covmean).all():  # singular product: regularise as pytorch-fid does
-        eps = 1e-6 * np.eye(a.shape[1])
-        covmean = scipy.linalg.sqrtm((s_a + eps) @ (s_b + eps))
-    covmean = covmean.real if np.iscomplexobj(covmean) else covmean
-    return max(0.0, float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * covmean)))  # >= 0 up to rounding
+    s_a, s_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    w, v = np.linalg.eigh(s_a)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    inner = root @ s_b @ root
+    trace_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum()
+    return max(0.0, float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * trace_covmean))  # >= 0 up to rounding
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
