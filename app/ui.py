@@ -24,6 +24,7 @@ from utils.io import slugify
 from utils.plot import save_mel_png
 
 MAX_SAMPLES = 4  # audio players on the page
+KEEP_RESULTS_S = 24 * 3600  # a result's files (players, downloads) are kept this long, and while the app runs
 DEFAULT = "model's default"
 EDIT_MODES = ("audio-to-audio", "inpainting", "continuation", "super-resolution")
 INFERENCE = ["sh", "egs/tta/audioldm/run_inference.sh"]
@@ -34,7 +35,7 @@ class App:
     def __init__(self, root: Path, default: Path | None, device: str, keep_models: int, max_model_gb: float) -> None:
         self.root, self.default = root, default
         self.loaded = LoadedModels(keep_models, device, max_model_gb * 2**30)
-        # results live here while the app runs (players and downloads point into it); gone when it stops
+        # results live here (players and downloads point into it): a day each, and all gone when the app stops
         self.out_root = Path(tempfile.mkdtemp(prefix="tta_app_"))
         atexit.register(shutil.rmtree, self.out_root, True)
 
@@ -82,7 +83,11 @@ class App:
         return self.results(wavs, pngs, info)
 
     def save(self, out, title: str, sample_rate: int) -> tuple[list[str], list[str]]:
-        """A result's clips as wav files and mel images in a new folder; their paths."""
+        """A result's clips as wav files and mel images in a new folder; their paths. Results older than
+        KEEP_RESULTS_S go first, so an app left serving for weeks does not fill its disk."""
+        for old in self.out_root.iterdir():
+            if time.time() - old.stat().st_mtime > KEEP_RESULTS_S:
+                shutil.rmtree(old, ignore_errors=True)
         folder = Path(tempfile.mkdtemp(dir=self.out_root))
         wavs, pngs = [], []
         for i, (wav, mel) in enumerate(zip(out.wav, out.mel)):

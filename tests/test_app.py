@@ -115,6 +115,21 @@ def test_gradio_client_calls_the_api(server, tiny_ldm):
     assert len(sf.read(files[0])[0]) == 64 * 160
 
 
+def test_results_older_than_a_day_are_removed_as_new_ones_are_made(tiny_ldm, tmp_path):
+    """Every request's clips stayed in the results folder for as long as the app ran."""
+    import os
+
+    from app.ui import KEEP_RESULTS_S, App
+
+    app = App(tmp_path, tiny_ldm, "cpu", keep_models=1, max_model_gb=4)
+    request = [str(tiny_ldm), "", 1.0, "A bell rings", "", "", "model's default", "1", "", 0, 1]
+    first = Path(app.run(*request)[-2][0]).parent
+    day_old = time.time() - KEEP_RESULTS_S - 60
+    os.utime(first, (day_old, day_old))
+    second = Path(app.run(*request)[-2][0]).parent
+    assert not first.exists() and second.exists() and second.parent == first.parent
+
+
 def test_loaded_models_stay_within_the_count_and_memory_limits(tiny_ldm, tmp_path):
     from app.models import LoadedModels, find_models, pipeline_bytes
 
