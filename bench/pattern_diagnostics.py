@@ -28,8 +28,6 @@ noise lacks its strikes or their decay, a bell heard as a tone its decay.
 from __future__ import annotations
 
 import collections
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +38,9 @@ from evaluation.attributes import DECAY_DB, GAPS, AttributeAnalyser, Features
 from models.tta.autoencoderkl.model import image_to_mel, load_vae_export, mel_to_image
 from models.vocoder.griffinlim import GriffinLim
 from preprocessors.synthcaps import NOUNS, PATTERN_PHRASES, PATTERNS, PITCH_WORDS, PULSE_PHRASES, SOUND_TYPES
-from utils.cli import entry_point_parser, quiet_libraries
+from utils.cli import entry_point_parser, quiet_libraries, run_main
+from utils.errors import UserError
+from utils.io import read_json
 
 PROCESSED = Path("data/processed/SynthCaps")
 
@@ -53,7 +53,7 @@ def vae_ceiling(vae_path: str, split: str) -> None:
     vae, mel_cfg, _ = load_vae_export(vae_path)
     vae.eval()
     analyse, vocoder = AttributeAnalyser(mel_cfg), GriffinLim(mel_cfg)
-    rows = json.loads((PROCESSED / f"{split}.json").read_text())
+    rows = synthcaps_rows(split)
     hits: dict[tuple[str, str], list[bool]] = collections.defaultdict(list)
     heard: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
     struck: dict[str, dict[str, list[Features]]] = collections.defaultdict(lambda: collections.defaultdict(list))
@@ -92,7 +92,7 @@ def text_probe(ldm_path: str) -> None:
     from models.tta.audioldm.text_encoder import masked_mean
 
     text = TTAPipeline.from_experiment(ldm_path).text
-    splits = {s: json.loads((PROCESSED / f"{s}.json").read_text()) for s in ("train", "test")}
+    splits = {s: synthcaps_rows(s) for s in ("train", "test")}
 
     def mean_states(rows: list[dict]) -> np.ndarray:
         out = []
@@ -123,7 +123,7 @@ def denoise_horizon(ldm_path: str, per_kind: int, timesteps: list[int]) -> None:
 
     pipe = TTAPipeline.from_experiment(ldm_path)
     analyse = AttributeAnalyser(pipe.mel_cfg)
-    rows = json.loads((PROCESSED / "valid.json").read_text())
+    rows = synthcaps_rows("valid")
     kinds = {"pulsed tone/buzz": lambda a: a["pattern"] == "pulses" and a["sound_type"] in ("tone", "buzz"),
              "bell": lambda a: a["sound_type"] == "bell", "drum": lambda a: a["sound_type"] == "drum",
              "glide": lambda a: a["pattern"] in ("rising", "falling"), "continuous": lambda a: a["pattern"] == "continuous"}
@@ -163,8 +163,22 @@ def phrase_of(caption: str) -> str:
     return max((p for p in listed(PATTERN_PHRASES, PULSE_PHRASES) if caption.endswith(p)), key=len, default="?")
 
 
+def synthcaps_rows(split: str) -> list[dict]:
+    """The demo's prepared SynthCaps split."""
+    if not (PROCESSED / f"{split}.json").is_file():
+        raise UserError(f"{PROCESSED / f'{split}.json'} not found; prepare the demo's data first (sh egs/tta/demo/run.sh)")
+    return read_json(PROCESSED / f"{split}.json")
+
+
+def evaluated_clips(folder: Path) -> list[dict]:
+    """The per-clip results of an evaluated generation folder."""
+    if not (folder / "eval.json").is_file():
+        raise UserError(f"{folder / 'eval.json'} not found; run bins/tta/evaluate.py --generated {folder} first")
+    return read_json(folder / "eval.json")["per_clip"]
+
+
 def generated(folder: Path) -> None:
-    per_clip = json.loads((folder / "eval.json").read_text())["per_clip"]
+    per_clip = evaluated_clips(folder)
     analyse = AttributeAnalyser()
     confusion: collections.Counter = collections.Counter()
     stats: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
@@ -201,7 +215,7 @@ def wording(caption: str) -> dict[str, str]:
 def phrasings(folders: list[Path]) -> None:
     heard: dict[tuple[str, str, str], list[bool]] = collections.defaultdict(list)
     for folder in folders:
-        for r in json.loads((folder / "eval.json").read_text())["per_clip"]:
+        for r in evaluated_clips(folder):
             for attr, word in wording(r["prompt"]).items():
                 want = r["expected"][attr]
                 heard[(attr, want, word)].append(r["measured"][attr] == want)
@@ -223,7 +237,7 @@ def print_struck(struck: dict[str, list[Features]], view: str) -> None:
               f" (range {decay.min():.2f} to {decay.max():.2f}; heard as {kind} below {DECAY_DB[kind]})")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = entry_point_parser(__doc__)
     sub = p.add_subparsers(dest="what", required=True)
     v = sub.add_parser("vae", help="the analyser on clips and their VAE round trips")
@@ -239,7 +253,7 @@ def main() -> int:
     g.add_argument("folder", type=Path)
     w = sub.add_parser("phrasings", help="per noun, pitch word and pattern phrase: how often its attribute was heard")
     w.add_argument("folders", type=Path, nargs="+", help="evaluated generation folders (each with eval.json)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     quiet_libraries()
     torch.set_grad_enabled(False)
     if args.what == "vae":
@@ -256,4 +270,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)
