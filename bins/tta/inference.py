@@ -27,6 +27,8 @@ from pathlib import Path
 from models.tta.audioldm import SAMPLER_NAMES, parse_span
 from utils.cli import check_input_file, check_number, entry_point_parser, output_dir_or_next_run, resolve_device, run_main
 from utils.errors import UserError
+from utils.io import read_json, read_text
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = entry_point_parser(__doc__)
@@ -69,8 +71,6 @@ def read_captions(path: Path) -> list[str]:
     import csv
     import io
 
-    from utils.io import read_json, read_text
-
     check_input_file("--captions", path)
     if path.suffix == ".json":
         rows = read_json(path)
@@ -93,8 +93,6 @@ def load_prompts(args: argparse.Namespace) -> list[str]:
         return read_captions(args.captions)[: args.limit]
     if args.text_file is not None:
         check_input_file("--text_file", args.text_file)
-        from utils.io import read_text
-
         prompts = [line.strip() for line in read_text(args.text_file).splitlines() if line.strip()]
         if not prompts:
             raise UserError(f"--text_file {args.text_file} has no prompts")

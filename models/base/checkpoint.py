@@ -83,8 +83,8 @@ def load(path: Path, modules: dict[str, torch.nn.Module]) -> tuple[dict[str, Any
             except RuntimeError as err:  # torch's and safetensors' strict-load message; a corrupt file raises otherwise
                 if not str(err).startswith("Error(s) in loading state_dict"):
                     raise
-                raise CheckpointMismatch(f"{file} holds another {name} than this config builds "
-                                         f"({str(err).splitlines()[1].strip()[:160]}...)") from None
+                first_problem = (str(err).splitlines()[1:] or [""])[0].strip()[:160]
+                raise CheckpointMismatch(f"{file} holds another {name} than this config builds ({first_problem}...)") from None
     with reading("checkpoint state", path / "state.pt"):
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
     set_rng_state(state.pop("rng"))
