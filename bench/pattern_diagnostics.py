@@ -255,17 +255,17 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("folders", type=Path, nargs="+", help="evaluated generation folders (each with eval.json)")
     args = p.parse_args(argv)
     quiet_libraries()
-    torch.set_grad_enabled(False)
-    if args.what == "vae":
-        vae_ceiling(args.vae, args.split)
-    elif args.what == "text":
-        text_probe(args.ldm)
-    elif args.what == "denoise":
-        denoise_horizon(args.ldm, args.per_kind, args.timesteps)
-    elif args.what == "phrasings":
-        phrasings(args.folders)
-    else:
-        generated(args.folder)
+    with torch.no_grad():  # not set_grad_enabled(False): a caller in the same process (the tests) keeps its grads
+        if args.what == "vae":
+            vae_ceiling(args.vae, args.split)
+        elif args.what == "text":
+            text_probe(args.ldm)
+        elif args.what == "denoise":
+            denoise_horizon(args.ldm, args.per_kind, args.timesteps)
+        elif args.what == "phrasings":
+            phrasings(args.folders)
+        else:
+            generated(args.folder)
     return 0
 
 

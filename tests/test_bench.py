@@ -54,3 +54,4 @@ def test_diagnostics_on_missing_inputs_are_one_line(tiny_ldm, tmp_path, monkeypa
             run_main(lambda: diagnostics_main(args))
         lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert exit_.value.code == 2 and len(lines) == 1 and lines[0].startswith(message), lines
+        assert torch.is_grad_enabled()  # main() once turned gradients off for the whole process: later tests failed
