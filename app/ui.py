@@ -24,7 +24,7 @@ from utils.io import slugify
 from utils.plot import save_mel_png
 
 MAX_SAMPLES = 4  # audio players on the page
-KEEP_RESULTS_S = 24 * 3600  # a result's files (players, downloads) are kept this long, and while the app runs
+KEEP_RESULTS_S = 24 * 3600  # a result's files (players, downloads) are kept this long, or until the app stops
 DEFAULT = "model's default"
 EDIT_MODES = ("audio-to-audio", "inpainting", "continuation", "super-resolution")
 INFERENCE = ["sh", "egs/tta/audioldm/run_inference.sh"]

@@ -6,12 +6,10 @@ Uid is the common release name `{youtube_id}_{start_ms}_{end_ms}`. Clips with se
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 from preprocessors.prepare import Clip, PrepareError, PrepareReport
-from utils.io import read_text
+from utils.io import read_csv
 
 TABLES = {"train": "train.csv", "valid": "val.csv", "test": "test.csv"}
 COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
@@ -21,7 +19,7 @@ CLIP_MS = 10_000
 
 def read_table(path: Path) -> list[dict]:
     """Rows of an AudioCaps CSV (captions may contain commas and quotes, so csv does the parsing)."""
-    reader = csv.DictReader(io.StringIO(read_text(path)))
+    reader = read_csv(path)
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise PrepareError(f"{path}: missing column(s) {missing}; expected {','.join(COLUMNS)}")

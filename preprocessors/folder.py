@@ -9,16 +9,14 @@ column (a class label, a source) is kept in the row's `Attributes`, which `data.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
 from pathlib import Path
 
 import numpy as np
 
 from preprocessors.prepare import Clip, PrepareError, PrepareReport
-from utils.io import read_jsonl_lines, read_text
+from utils.io import read_csv, read_jsonl_lines
 
 
 def read_metadata(raw_dir: Path, columns: tuple[str, ...] = ("file", "caption")) -> list[tuple[str, dict]]:
@@ -26,7 +24,7 @@ def read_metadata(raw_dir: Path, columns: tuple[str, ...] = ("file", "caption"))
     csv_path, jsonl_path = raw_dir / "metadata.csv", raw_dir / "metadata.jsonl"
     named = " and ".join(f"'{c}'" for c in columns)
     if csv_path.exists():
-        reader = csv.DictReader(io.StringIO(read_text(csv_path)))
+        reader = read_csv(csv_path)
         if not set(columns) <= set(reader.fieldnames or []):
             raise PrepareError(f"{csv_path}: needs columns {named}, found {reader.fieldnames}")
         return [(f"{csv_path}:{reader.line_num}", row) for row in reader]

@@ -1,7 +1,9 @@
-"""Small file helpers: atomic writes (temp name, then rename), JSON rows, file-name slugs."""
+"""Small file helpers: atomic writes (temp name, then rename), reading users' text, CSV and JSON files, file-name slugs."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -70,6 +72,12 @@ def read_text(path: str | Path) -> str:
         return Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise UserError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8") from None
+
+
+def read_csv(path: str | Path) -> csv.DictReader:
+    """The rows of a CSV with a header, read through `read_text` (so a byte-order mark is not part of the first
+    column's name, and another encoding is one line)."""
+    return csv.DictReader(io.StringIO(read_text(path)))
 
 
 def read_json(path: str | Path) -> Any:

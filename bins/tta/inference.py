@@ -27,7 +27,7 @@ from pathlib import Path
 from models.tta.audioldm import SAMPLER_NAMES, parse_span
 from utils.cli import check_input_file, check_number, entry_point_parser, output_dir_or_next_run, resolve_device, run_main
 from utils.errors import UserError
-from utils.io import read_json, read_text
+from utils.io import read_csv, read_json, read_text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,9 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def read_captions(path: Path) -> list[str]:
     """Distinct captions, in order, from a prepared split (.json rows with 'Caption') or a CSV ('caption' column)."""
-    import csv
-    import io
-
     check_input_file("--captions", path)
     if path.suffix == ".json":
         rows = read_json(path)
@@ -78,7 +75,7 @@ def read_captions(path: Path) -> list[str]:
             raise UserError(f"--captions {path}: not a prepared split (a list of rows, each with a 'Caption')")
         caps = [row["Caption"] for row in rows]
     else:
-        reader = csv.DictReader(io.StringIO(read_text(path)))
+        reader = read_csv(path)
         if "caption" not in (reader.fieldnames or []):
             raise UserError(f"--captions {path}: no 'caption' column (found {reader.fieldnames})")
         caps = [row["caption"] for row in reader]
