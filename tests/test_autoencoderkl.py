@@ -146,25 +146,27 @@ def test_resume_repeats_the_uninterrupted_run(tiny_synthcaps, tmp_path):
         torch.testing.assert_close(p, resumed.task.unwrap("g").state_dict()[name])
 
 
-def test_ctrl_c_saves_the_finished_step_and_resume_repeats_the_uninterrupted_run(tiny_synthcaps, tmp_path):
-    """Before, Ctrl-C lost every step since the last checkpoint (here: all four, save_every 100)."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_the_finished_step_and_resume_repeats_the_uninterrupted_run(tiny_synthcaps, tmp_path, signum):
+    """Before, Ctrl-C lost every step since the last checkpoint (here: all four, save_every 100), and so did the
+    SIGTERM of `kill`, `timeout`, `docker stop` or a cluster's preemption until it was handled the same way."""
     cfg, resolved = debug_cfg(tiny_synthcaps, tmp_path, "train.max_steps=6", "train.save_every=100", "train.valid_every=100")
     full = Trainer(AutoencoderKLTask, cfg, resolved, "full")
     full.run()
     stopped = Trainer(AutoencoderKLTask, cfg, resolved, "stopped")
     real = stopped.task.train_step
 
-    def ctrl_c_during_step_4(batch, step):
+    def signal_during_step_4(batch, step):
         if step == 3:
-            os.kill(os.getpid(), signal.SIGINT)  # what the terminal sends; the step still finishes
+            os.kill(os.getpid(), signum)  # the step still finishes
         return real(batch, step)
 
-    stopped.task.train_step = ctrl_c_during_step_4
-    handler = signal.getsignal(signal.SIGINT)
+    stopped.task.train_step = signal_during_step_4
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(KeyboardInterrupt):
         stopped.run()
     assert checkpoint.latest(stopped.ckpt_root).name == "step_00000004"
-    assert signal.getsignal(signal.SIGINT) is handler  # put back
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # both put back
     resumed = Trainer(AutoencoderKLTask, cfg, resolved, "stopped", resume=True)
     assert resumed.step == 4
     resumed.run()

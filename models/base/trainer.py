@@ -3,7 +3,7 @@
 It knows nothing about audio: it seeds, builds data loaders, prepares modules for devices/mixed
 precision/multi-process, runs the step loop with a progress bar, logs to TensorBoard and metrics.jsonl,
 validates with a fixed seed, checkpoints atomically (keep last K + best), resumes exactly, stops on a
-non-finite loss, saves the finished step on Ctrl-C, and finally asks the task to export its inference artifact.
+non-finite loss, saves the finished step on Ctrl-C or SIGTERM, and finally asks the task to export its inference artifact.
 """
 
 from __future__ import annotations
@@ -215,27 +215,35 @@ class Trainer:
             f.write(json.dumps({"step": self.step, "split": prefix, **metrics}) + "\n")
 
     @contextmanager
-    def _stop_after_the_step_on_ctrl_c(self) -> Iterator[None]:
-        """The first Ctrl-C asks every process (accelerate's trigger, all-reduced at each step) to finish its step,
-        save it and stop, so nothing since the last checkpoint is lost; a second Ctrl-C stops at once."""
+    def _stop_after_the_step_on_signal(self) -> Iterator[None]:
+        """The first Ctrl-C (SIGINT) or SIGTERM asks every process (accelerate's trigger, all-reduced at each step)
+        to finish its step, save it and stop, so nothing since the last checkpoint is lost; a second one stops at
+        once. SIGTERM is what `kill`, `timeout`, `docker stop` and a cluster's preemption or time limit send (SLURM
+        waits KillWait seconds before SIGKILL), and it used to end the run without saving."""
         if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread only
             yield
             return
+        watched = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.getsignal(s) for s in watched}
 
         def ask_to_stop(signum: int, frame: object) -> None:
-            signal.signal(signal.SIGINT, previous)
+            for s in watched:
+                signal.signal(s, previous[s])
             self.accelerator.set_trigger()
-            tqdm.write("Ctrl-C: saving after this step (Ctrl-C again to stop at once)")
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            tqdm.write(f"{name}: saving after this step (Ctrl-C again to stop at once)")
 
-        previous = signal.signal(signal.SIGINT, ask_to_stop)
+        for s in watched:
+            signal.signal(s, ask_to_stop)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for s in watched:
+                signal.signal(s, previous[s])
 
     def run(self) -> Path:
         """Train to train.max_steps, then export; returns the export folder."""
-        with self._stop_after_the_step_on_ctrl_c():
+        with self._stop_after_the_step_on_signal():
             return self._run()
 
     def _run(self) -> Path:
