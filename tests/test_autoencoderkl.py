@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -260,3 +261,29 @@ def test_two_process_data_parallel(tiny_synthcaps, tmp_path):
     assert all(r["world"] == 2 and r["step"] == 3 for r in ranks)
     assert ranks[0]["weights"] == ranks[1]["weights"]
     assert (tmp_path / "ddp" / "export" / "vae" / "config.json").exists()
+
+
+def test_sigterm_to_the_launcher_saves_one_step_on_every_rank(tiny_synthcaps, tmp_path):
+    """A cluster's preemption signals the launcher (torchrun), which passes SIGTERM on to every worker: all ranks
+    finish the same step, rank 0 saves it, and the run can resume from there. Before, the workers died unsaved."""
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+         "tests/ddp_worker.py", str(tiny_synthcaps), str(tmp_path), "until_signal"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (tmp_path / "started").exists():
+            assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()[0][-3000:]
+            time.sleep(0.2)
+        launcher.send_signal(signal.SIGTERM)
+        output = launcher.communicate(timeout=120)[0]
+    finally:
+        launcher.kill()
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["stopped"] for r in ranks), output[-3000:]
+    assert 2 <= ranks[0]["step"] == ranks[1]["step"] < 1000
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    saved = checkpoint.latest(tmp_path / "ddp" / "checkpoints")
+    assert saved is not None and saved.name == f"step_{ranks[0]['step']:08d}"
+    assert "SIGTERM: saving after this step" in output
