@@ -198,6 +198,12 @@ def test_killed_save_leaves_last_checkpoint_loadable(tiny_synthcaps, tmp_path, m
     assert meta["step"] == 2 and "optimizers" in state
     resumed = Trainer(AutoencoderKLTask, cfg, resolved, "killed", resume=True)
     assert resumed.step == 2
+    left = trainer.ckpt_root / ".tmp_step_00000004"
+    assert left.is_dir()  # what the killed save left
+    monkeypatch.undo()
+    resumed.step = 3
+    resumed.save()  # another step's save clears it (it used to stay, gigabytes at full size)
+    assert not left.exists() and checkpoint.latest(trainer.ckpt_root).name == "step_00000003"
 
 
 def test_nan_loss_stops_with_step_and_checkpoint(tiny_synthcaps, tmp_path, monkeypatch):

@@ -54,10 +54,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save(
     ckpt_root: Path, step: int, modules: dict[str, torch.nn.Module], state: dict[str, Any], meta: dict[str, Any],
 ) -> Path:
-    """Write checkpoint `step` atomically; returns its folder."""
+    """Write checkpoint `step` atomically; returns its folder. Half-written folders that a killed save left
+    (SIGKILL, the OOM killer; a full-size one holds gigabytes) go first: one run saves into a folder at a time."""
     final = ckpt_root / f"step_{step:08d}"
     tmp = ckpt_root / f".tmp_step_{step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    for left in ckpt_root.glob(".tmp_step_*") if ckpt_root.is_dir() else []:
+        shutil.rmtree(left, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name, module in modules.items():  # save_model keeps one copy of tied weights (T5's shared embedding)
         save_model(module, str(tmp / f"{name}.safetensors"), force_contiguous=True)
