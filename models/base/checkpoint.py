@@ -58,9 +58,10 @@ def save(
     (SIGKILL, the OOM killer; a full-size one holds gigabytes) go first: one run saves into a folder at a time."""
     final = ckpt_root / f"step_{step:08d}"
     tmp = ckpt_root / f".tmp_step_{step:08d}"
-    for left in ckpt_root.glob(".tmp_step_*") if ckpt_root.is_dir() else []:
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    for left in ckpt_root.glob(".tmp_step_*"):
         shutil.rmtree(left, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
     for name, module in modules.items():  # save_model keeps one copy of tied weights (T5's shared embedding)
         save_model(module, str(tmp / f"{name}.safetensors"), force_contiguous=True)
     torch.save({**state, "rng": rng_state()}, tmp / "state.pt")
