@@ -119,6 +119,18 @@ def test_continuation_and_long_audio_join_without_jumps(pipe, clip, monkeypatch)
     assert diffs[near].max() <= diffs[~near].max()
 
 
+def test_continuation_resamples_each_step_when_asked(pipe, clip, monkeypatch):
+    """`resample` was once ignored in continuation: the same audio with 2 as with 1, and no sampler check."""
+    seen = latents_of(pipe, monkeypatch)
+    z0, _ = round_trip(pipe, clip[: SR // 2], 48)
+    for resample in (1, 2):
+        pipe(["A bell rings"], num_steps=2, sampler="ddim", duration=1.28, edit=Edit([clip[: SR // 2]], resample=resample))
+    once, twice = seen[-2:]
+    assert torch.equal(twice[:, :, :24], z0) and not torch.allclose(once, twice)
+    with pytest.raises(UserError, match="stateless sampler"):
+        pipe(["A bell rings"], num_steps=2, sampler="dpm++", duration=1.28, edit=Edit([clip[: SR // 2]], resample=2))
+
+
 def test_window_plan_keeps_the_clip_and_covers_the_length():
     assert [(w.frames, w.keep) for w in plan_windows(0, 64, 64, 32)] == [(64, 0)]
     plan = plan_windows(12, 80, 64, 32)  # a 12-frame clip continued to 80: all of it kept, then 32 of context
@@ -173,6 +185,7 @@ def test_cli_edits_write_settings_and_clap_keeps_candidates(tiny_ldm, clip, tmp_
     (["--init_audio", "{clip}", "--duration", "1.0"], "must be longer than"),
     (["--init_audio", "{clip}", "--inpaint", "0.2:0.6", "--sampler", "heun"], "cannot inpaint"),
     (["--init_audio", "{clip}", "--inpaint", "0.2:0.6", "--resample", "2", "--sampler", "dpm++"], "stateless sampler"),
+    (["--init_audio", "{clip}", "--strength", "0.5", "--resample", "2"], "--resample applies to --inpaint, --super_resolution and continuation"),
     (["--num_candidates", "3"], "needs a scorer"),
     (["--init_audio", "{clip}", "--inpaint", "0.2:0.6", "--source_prompt", "A bell"], "give it with --init_audio F --strength S"),
 ])

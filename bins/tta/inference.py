@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     edit.add_argument("--strength", type=float, help="audio-to-audio: in (0, 1]; 1 ignores the clip, near 0 returns it")
     edit.add_argument("--source_prompt", help="audio-to-audio: a caption of --init_audio; inverts the clip instead of noising it (ddim sampler)")
     edit.add_argument("--inpaint", action="append", default=[], metavar="START:END", help="seconds to regenerate (repeatable)")
-    edit.add_argument("--resample", type=int, default=1, help="inpainting: take each step this many times (RePaint; ddim or ddpm)")
+    edit.add_argument("--resample", type=int, default=1, help="inpainting, super-resolution, continuation: take each step this many times (RePaint; ddim or ddpm)")
     edit.add_argument("--super_resolution", type=float, metavar="CUTOFF_HZ", help="regenerate the mel bands above this frequency")
     edit.add_argument("--num_candidates", type=int, default=1, help="make N per prompt and keep the best by --clap score")
     edit.add_argument("--clap", type=Path, metavar="DIR", help="a local CLAP model folder (e.g. laion/clap-htsat-unfused) to score candidates")
@@ -120,8 +120,8 @@ def check_edit_options(args: argparse.Namespace) -> list[tuple[float, float]]:
         check_input_file("--init_audio", args.init_audio)
         if not chosen and args.duration is None:
             raise UserError("--init_audio needs an edit: --strength, --inpaint, --super_resolution, or --duration to continue it")
-    if args.resample != 1 and not args.inpaint:
-        raise UserError("--resample applies to --inpaint only")
+    if args.resample != 1 and (args.init_audio is None or args.strength is not None):
+        raise UserError("--resample applies to --inpaint, --super_resolution and continuation (--init_audio F --duration D)")
     if args.source_prompt is not None and args.strength is None:
         raise UserError("--source_prompt describes the clip for audio-to-audio: give it with --init_audio F --strength S")
     check_number("--num_candidates", args.num_candidates, 1)

@@ -458,11 +458,12 @@ class TTAPipeline:
             if w.keep == 0:  # nothing to keep: plain generation
                 new = self.denoise(z, sched, sched.timesteps, text, guide, gens, progress=progress)
             else:
-                check_masked_sampler(sched, sampler, 1)
+                resample = edit.resample if edit is not None else 1
+                check_masked_sampler(sched, sampler, resample)
                 known = torch.zeros_like(z)
                 known[:, :, : w.keep] = made[:, :, made.shape[2] - w.keep:]
                 mask = (torch.arange(w.frames, device=z.device) >= w.keep).to(z).view(1, 1, -1, 1).expand_as(z)
-                new = self.denoise(z, sched, sched.timesteps, text, guide, gens, known, mask, progress=progress)
+                new = self.denoise(z, sched, sched.timesteps, text, guide, gens, known, mask, resample, progress)
             made = torch.cat([made, new[:, :, w.keep:]], dim=2)
         return made
 
