@@ -120,7 +120,7 @@ def test_continuation_and_long_audio_join_without_jumps(pipe, clip, monkeypatch)
 
 
 def test_continuation_resamples_each_step_when_asked(pipe, clip, monkeypatch):
-    """`resample` was once ignored in continuation: the same audio with 2 as with 1, and no sampler check."""
+    """`resample` was once ignored in continuation and audio-to-audio: the same audio with 2 as with 1, no check."""
     seen = latents_of(pipe, monkeypatch)
     z0, _ = round_trip(pipe, clip[: SR // 2], 48)
     for resample in (1, 2):
@@ -129,6 +129,8 @@ def test_continuation_resamples_each_step_when_asked(pipe, clip, monkeypatch):
     assert torch.equal(twice[:, :, :24], z0) and not torch.allclose(once, twice)
     with pytest.raises(UserError, match="stateless sampler"):
         pipe(["A bell rings"], num_steps=2, sampler="dpm++", duration=1.28, edit=Edit([clip[: SR // 2]], resample=2))
+    with pytest.raises(UserError, match="not to --strength"):  # audio-to-audio has no kept region to resample
+        pipe(["A bell rings"], num_steps=2, sampler="ddim", edit=Edit([clip], strength=0.5, resample=2))
 
 
 def test_window_plan_keeps_the_clip_and_covers_the_length():

@@ -113,6 +113,8 @@ def check_edit(edit: Edit, sample_rate: int, max_seconds: float) -> float:
             raise UserError(f"--inpaint spans {s0}:{e0} and {s1}:{e1} overlap; give them as one span")
     if edit.resample < 1:
         raise UserError(f"--resample {edit.resample} must be at least 1")
+    if edit.resample > 1 and edit.strength is not None:
+        raise UserError("--resample applies to --inpaint, --super_resolution and continuation, not to --strength")
     if edit.source_prompt is not None:
         if edit.strength is None:
             raise UserError("--source_prompt describes the clip for audio-to-audio: give it with --strength")
