@@ -150,12 +150,42 @@ def test_token_dropout_masks_tokens_of_kept_captions_only(tiny_synthcaps, tiny_v
     assert torch.equal(mask[:, : null_mask.shape[1]], null_mask)  # null rows keep their every token
     seen = []
     real = task.condition
-    task.condition = lambda caps, gen, dropout, token_dropout=0.0: seen.append(token_dropout) or real(caps, gen, dropout, token_dropout)
+    task.condition = lambda caps, gen, dropout, token_dropout=0.0, text_noise=0.0: (
+        seen.append(token_dropout) or real(caps, gen, dropout, token_dropout, text_noise))
     batch = next(iter(trainer.train_dl))
     task.train_step(batch, 0), task.valid_step(batch, torch.Generator().manual_seed(0))
     assert seen == [0.4, 0.0]
     with pytest.raises(ValueError, match="model.token_dropout"):
         ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, "model.token_dropout=1.0")
+
+
+def test_text_noise_perturbs_kept_captions_by_their_rms(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
+    """model.text_noise adds Gaussian noise of that many times each caption's token-state RMS to its states,
+    leaves the mask and the CFG null rows exact, and is used by the training step only."""
+    cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "model.text_noise=0.5")
+    trainer = Trainer(AudioLDMTask, cfg, resolved, "textnoise")
+    task = trainer.task
+    captions = ["a dog barks loudly in the distance", "wind"] * 200
+    own, own_mask = task.text.encode(captions)
+    emb, mask = task.condition(captions, torch.Generator().manual_seed(0), dropout=0.0, text_noise=0.5)
+    assert torch.equal(mask, own_mask)
+    real = own_mask.bool()
+    for row in (0, 1):  # a long and a one-word caption: noise scaled by each one's own RMS
+        rms = own[row::2][real[row::2]].pow(2).mean().sqrt()
+        added = (emb - own)[row::2][real[row::2]]
+        assert 0.45 < float(added.std() / rms) < 0.55 and abs(float(added.mean() / rms)) < 0.02
+    null_emb, _ = task.text.null(4)
+    emb, _ = task.condition(captions[:4], torch.Generator().manual_seed(0), dropout=0.999, text_noise=0.5)
+    torch.testing.assert_close(emb[:, : null_emb.shape[1]], null_emb)  # the null prompt stays exact
+    seen = []
+    real_condition = task.condition
+    task.condition = lambda caps, gen, dropout, token_dropout=0.0, text_noise=0.0: (
+        seen.append(text_noise) or real_condition(caps, gen, dropout, token_dropout, text_noise))
+    batch = next(iter(trainer.train_dl))
+    task.train_step(batch, 0), task.valid_step(batch, torch.Generator().manual_seed(0))
+    assert seen == [0.5, 0.0]
+    with pytest.raises(ValueError, match="model.text_noise"):
+        ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, "model.text_noise=-0.1")
 
 
 def test_frame_offset_noise_is_shared_by_a_frames_bins_in_training_only(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):

@@ -59,6 +59,10 @@ class DiffusionConfig:
     # offset noise (Guttenberg 2023) along time, so that at high noise levels a frame's overall level is uncertain
     # and the model learns to set it (docs/RESULTS.md, "Offset noise along time")
     frame_offset_noise: float = field(default=0.0, kw_only=True)
+    # training only: add Gaussian noise of this many times each caption's token-state RMS to its text states
+    # (conditioning augmentation, as StackGAN's), so the U-Net answers a neighbourhood of each training caption's
+    # states and not only the exact words (docs/RESULTS.md, "Noisy text states")
+    text_noise: float = field(default=0.0, kw_only=True)
     sampler_keys: ClassVar[tuple[str, ...]] = SAMPLER_KEYS
 
     def __post_init__(self) -> None:
@@ -66,6 +70,8 @@ class DiffusionConfig:
             raise ValueError(f"model.token_dropout={self.token_dropout}: use a probability in [0, 1)")
         if self.frame_offset_noise < 0:
             raise ValueError(f"model.frame_offset_noise={self.frame_offset_noise}: use 0 (off) or a positive scale")
+        if self.text_noise < 0:
+            raise ValueError(f"model.text_noise={self.text_noise}: use 0 (off) or a positive scale")
         unknown = sorted(set(self.sampler) - set(self.sampler_keys))
         if unknown:
             raise ValueError(f"model.sampler: unknown key(s) {unknown}; valid keys: {', '.join(self.sampler_keys)}")
@@ -225,12 +231,17 @@ class AudioLDMTask(Task):
         return (post[:, 0] + post[:, 1] * eps) * self.scale
 
     def condition(self, captions: list[str], gen: torch.Generator, dropout: float,
-                  token_dropout: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Text states with each caption replaced by the null prompt with probability `dropout` (CFG), and
-        each token of the others masked out with probability `token_dropout`."""
+                  token_dropout: float = 0.0, text_noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text states with each caption replaced by the null prompt with probability `dropout` (CFG), each
+        token of the others masked out with probability `token_dropout`, and noise of `text_noise` times
+        each caption's state RMS added to them (the null prompt's states stay exact)."""
         drop = torch.rand(len(captions), generator=gen) < dropout
         trained = self.modules.get("text")  # the prepared (data-parallel) text encoder when it trains
         emb, mask = self.text.encode(captions, trained)
+        if text_noise > 0:
+            rms = (emb.pow(2).mean(-1) * mask).sum(1) / mask.sum(1)  # [B]: mean square over the real tokens
+            noise = torch.randn(emb.shape, generator=gen).to(emb)
+            emb = emb + text_noise * rms.sqrt().view(-1, 1, 1) * noise
         if token_dropout > 0:
             kept = mask & (torch.rand(mask.shape, generator=gen) >= token_dropout).to(mask.device)
             mask = torch.where(kept.any(1, keepdim=True), kept, mask)  # a caption that lost every token keeps all
@@ -244,15 +255,15 @@ class AudioLDMTask(Task):
 
     # ---- steps ---------------------------------------------------------------------------------
     def diffusion_loss(self, batch: dict, gen: torch.Generator, training: bool) -> torch.Tensor:
-        """The denoising objective. Training applies `model`'s regularisers (CFG dropout, token dropout, offset
-        noise along time); validation scores the plain objective, so its loss is comparable across configs."""
+        """The denoising objective. Training applies `model`'s regularisers (CFG dropout, token dropout, text
+        noise, offset noise along time); validation scores the plain objective, so its loss is comparable across configs."""
         unet, sched, m = self.modules["unet"], self.noise_scheduler, self.cfg.model
-        dropout, token_dropout, frame_offset_noise = ((m.cfg_dropout, m.token_dropout, m.frame_offset_noise)
-                                                      if training else (0.0, 0.0, 0.0))
+        dropout, token_dropout, text_noise, frame_offset_noise = (
+            (m.cfg_dropout, m.token_dropout, m.text_noise, m.frame_offset_noise) if training else (0.0, 0.0, 0.0, 0.0))
         # 1. z0 ~ q(z|x), scaled to unit variance
         z0 = self.latents(batch, gen)
         # 2. text condition with CFG dropout
-        emb, mask = self.condition(batch["caption"], gen, dropout, token_dropout)
+        emb, mask = self.condition(batch["caption"], gen, dropout, token_dropout, text_noise)
         # 3. forward process: z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps, t ~ U{0..T-1}
         noise = torch.randn(z0.shape, generator=gen).to(z0.device)
         if frame_offset_noise > 0:  # latents are [B, C, T', F']: one draw per channel and frame
