@@ -133,11 +133,31 @@ def test_cfg_dropout_rate_and_null_rows(tiny_synthcaps, tiny_vae, tiny_t5, tmp_p
     torch.testing.assert_close(emb0, ref)
 
 
+def regularised_trainer(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path, setting: str) -> Trainer:
+    """A tiny-T5 stage-2 trainer with one `model.` regulariser set."""
+    cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), setting)
+    return Trainer(AudioLDMTask, cfg, resolved, setting.split("=")[0].removeprefix("model."))
+
+
+def regularisers_in_steps(trainer: Trainer) -> dict[str, list[float]]:
+    """The text regularisers the task's condition() got in one training step, then one validation step."""
+    task, seen = trainer.task, {"token_dropout": [], "text_noise": []}
+    real = task.condition
+
+    def spy(captions, gen, dropout, token_dropout=0.0, text_noise=0.0):
+        seen["token_dropout"].append(token_dropout), seen["text_noise"].append(text_noise)
+        return real(captions, gen, dropout, token_dropout, text_noise)
+
+    task.condition = spy
+    batch = next(iter(trainer.train_dl))
+    task.train_step(batch, 0), task.valid_step(batch, torch.Generator().manual_seed(0))
+    return seen
+
+
 def test_token_dropout_masks_tokens_of_kept_captions_only(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
     """model.token_dropout masks that share of a caption's tokens (never all of them); the CFG null rows and the
     states themselves are untouched, and the training step uses it (validation does not)."""
-    cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "model.token_dropout=0.4")
-    trainer = Trainer(AudioLDMTask, cfg, resolved, "tokdrop")
+    trainer = regularised_trainer(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path, "model.token_dropout=0.4")
     task = trainer.task
     captions = ["a dog barks", "wind blows"] * 500
     own, own_mask = task.text.encode(captions)
@@ -148,13 +168,7 @@ def test_token_dropout_masks_tokens_of_kept_captions_only(tiny_synthcaps, tiny_v
     null_emb, null_mask = task.text.null(4)
     emb, mask = task.condition(captions[:4], torch.Generator().manual_seed(0), dropout=0.999, token_dropout=0.9)
     assert torch.equal(mask[:, : null_mask.shape[1]], null_mask)  # null rows keep their every token
-    seen = []
-    real = task.condition
-    task.condition = lambda caps, gen, dropout, token_dropout=0.0, text_noise=0.0: (
-        seen.append(token_dropout) or real(caps, gen, dropout, token_dropout, text_noise))
-    batch = next(iter(trainer.train_dl))
-    task.train_step(batch, 0), task.valid_step(batch, torch.Generator().manual_seed(0))
-    assert seen == [0.4, 0.0]
+    assert regularisers_in_steps(trainer)["token_dropout"] == [0.4, 0.0]
     with pytest.raises(ValueError, match="model.token_dropout"):
         ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, "model.token_dropout=1.0")
 
@@ -162,8 +176,7 @@ def test_token_dropout_masks_tokens_of_kept_captions_only(tiny_synthcaps, tiny_v
 def test_text_noise_perturbs_kept_captions_by_their_rms(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path):
     """model.text_noise adds Gaussian noise of that many times each caption's token-state RMS to its states,
     leaves the mask and the CFG null rows exact, and is used by the training step only."""
-    cfg, resolved = ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *t5_sets(tiny_t5), "model.text_noise=0.5")
-    trainer = Trainer(AudioLDMTask, cfg, resolved, "textnoise")
+    trainer = regularised_trainer(tiny_synthcaps, tiny_vae, tiny_t5, tmp_path, "model.text_noise=0.5")
     task = trainer.task
     captions = ["a dog barks loudly in the distance", "wind"] * 200
     own, own_mask = task.text.encode(captions)
@@ -177,13 +190,7 @@ def test_text_noise_perturbs_kept_captions_by_their_rms(tiny_synthcaps, tiny_vae
     null_emb, _ = task.text.null(4)
     emb, _ = task.condition(captions[:4], torch.Generator().manual_seed(0), dropout=0.999, text_noise=0.5)
     torch.testing.assert_close(emb[:, : null_emb.shape[1]], null_emb)  # the null prompt stays exact
-    seen = []
-    real_condition = task.condition
-    task.condition = lambda caps, gen, dropout, token_dropout=0.0, text_noise=0.0: (
-        seen.append(text_noise) or real_condition(caps, gen, dropout, token_dropout, text_noise))
-    batch = next(iter(trainer.train_dl))
-    task.train_step(batch, 0), task.valid_step(batch, torch.Generator().manual_seed(0))
-    assert seen == [0.5, 0.0]
+    assert regularisers_in_steps(trainer)["text_noise"] == [0.5, 0.0]
     with pytest.raises(ValueError, match="model.text_noise"):
         ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, "model.text_noise=-0.1")
 
