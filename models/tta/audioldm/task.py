@@ -60,8 +60,9 @@ class DiffusionConfig:
     # and the model learns to set it (docs/RESULTS.md, "Offset noise along time")
     frame_offset_noise: float = field(default=0.0, kw_only=True)
     # training only: add Gaussian noise of this many times each caption's token-state RMS to its text states
-    # (conditioning augmentation, as StackGAN's), so the U-Net answers a neighbourhood of each training caption's
-    # states and not only the exact words (docs/RESULTS.md, "Noisy text states")
+    # (conditioning augmentation, as StackGAN's), meant to make the U-Net answer a neighbourhood of each training
+    # caption's states rather than its exact words; on the demo it did not carry unseen pulse wordings, and 1.0
+    # lowered every attribute (docs/RESULTS.md, "Noisy text states")
     text_noise: float = field(default=0.0, kw_only=True)
     sampler_keys: ClassVar[tuple[str, ...]] = SAMPLER_KEYS
 
@@ -239,9 +240,9 @@ class AudioLDMTask(Task):
         trained = self.modules.get("text")  # the prepared (data-parallel) text encoder when it trains
         emb, mask = self.text.encode(captions, trained)
         if text_noise > 0:
-            rms = (emb.pow(2).mean(-1) * mask).sum(1) / mask.sum(1)  # [B]: mean square over the real tokens
+            mean_square = (emb.pow(2).mean(-1) * mask).sum(1) / mask.sum(1)  # [B], over each caption's real tokens
             noise = torch.randn(emb.shape, generator=gen).to(emb)
-            emb = emb + text_noise * rms.sqrt().view(-1, 1, 1) * noise
+            emb = emb + text_noise * mean_square.sqrt().view(-1, 1, 1) * noise
         if token_dropout > 0:
             kept = mask & (torch.rand(mask.shape, generator=gen) >= token_dropout).to(mask.device)
             mask = torch.where(kept.any(1, keepdim=True), kept, mask)  # a caption that lost every token keeps all
