@@ -9,22 +9,35 @@ produce a 4-token vocabulary.
 
 from __future__ import annotations
 
+import collections
 import csv
+import math
+import unicodedata
 from pathlib import Path
 
 import torch
 
 
 def caption_tokenizer(captions: list[str], vocab_size: int):
-    """A `tokenizers` Unigram tokenizer trained on `captions` (specials <pad>, </s>, <unk>; appends </s>)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A `tokenizers` Unigram tokenizer for `captions` (specials <pad>, </s>, <unk>; appends </s>): T5's
+    tokenizer.json layout. Its vocabulary is counted here, not trained by `UnigramTrainer`, whose pieces differ from
+    one process to the next (ties broken in hash order), which made every test on the tiny T5 vary between runs:
+    the NFKC characters and the most frequent words, each scored by its log frequency (ties in name order)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    tok = Tokenizer(models.Unigram())
+    texts = [unicodedata.normalize("NFKC", c) for c in captions]
+    words = collections.Counter("\u2581" + w for t in texts for w in t.split())
+    chars = collections.Counter(ch for t in texts for ch in t if not ch.isspace())
+    chars["\u2581"] = sum(words.values())
+    total = sum(words.values()) + sum(chars.values())
+    by_count = lambda counts: sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))  # noqa: E731
+    pieces = by_count(chars) + by_count(words)[: max(0, vocab_size - 3 - len(chars))]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(p, math.log(n / total)) for p, n in pieces]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=2))
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
-    tok.train_from_iterator(captions, trainer)
+    tok.add_special_tokens(["<pad>", "</s>", "<unk>"])
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))])
     return tok
 

@@ -1,10 +1,14 @@
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from bins.tta.train import main as train_main
+from conftest import REPO
 from models.base.trainer import Trainer
 from models.tta.audioldm.task import AudioLDMTask
 from models.tta.audioldm.text_encoder import NULL_PROMPT, TextEncoder, TextEncoderConfig
@@ -21,6 +25,17 @@ def t5_sets(tiny_t5):
 def ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *extra):
     sets = [f"data.processed_dir={tiny_synthcaps}", f"output_dir={tmp_path / 'ckpts'}", f"model.autoencoder_path={tiny_vae}", *extra]
     return load_config(DEBUG, AudioLDMTask.Config, sets)
+
+
+def test_standin_t5_tokenizer_is_the_same_in_every_process(tmp_path):
+    """The tiny T5's tokenizer, built in two fresh processes (each its own hash seed), is the same file: every
+    test on the tiny T5 then sees the same vocabulary (a trained Unigram vocabulary differed run to run)."""
+    script = ("import sys; sys.path.insert(0, 'tests'); from conftest import AUDIOCAPS_TABLES; "
+              "from standins import save_standin_t5; save_standin_t5(sys.argv[1], AUDIOCAPS_TABLES / 'train.csv')")
+    for i, hash_seed in enumerate(("1", "9")):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / str(i))], cwd=REPO, env=env, check=True)
+    assert (tmp_path / "0" / "tokenizer.json").read_bytes() == (tmp_path / "1" / "tokenizer.json").read_bytes()
 
 
 def test_t5_from_saved_folder_honours_padding(tiny_t5):
