@@ -21,7 +21,7 @@ import torch
 def caption_tokenizer(captions: list[str], vocab_size: int):
     """A `tokenizers` Unigram tokenizer for `captions` (specials <pad>, </s>, <unk>; appends </s>): T5's
     tokenizer.json layout. Its vocabulary is counted here, not trained by `UnigramTrainer`, whose pieces differ from
-    one process to the next (ties broken in hash order), which made every test on the tiny T5 vary between runs:
+    one process to the next (its hash maps are seeded per process), which made every test on the tiny T5 vary between runs:
     the NFKC characters and the most frequent words, each scored by its log frequency (ties in name order)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 

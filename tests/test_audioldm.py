@@ -28,7 +28,7 @@ def ldm_cfg(tiny_synthcaps, tiny_vae, tmp_path, *extra):
 
 
 def test_standin_t5_tokenizer_is_the_same_in_every_process(tmp_path):
-    """The tiny T5's tokenizer, built in two fresh processes (each its own hash seed), is the same file: every
+    """The tiny T5's tokenizer, built in two fresh processes (Python hash seeds differing too), is the same file: every
     test on the tiny T5 then sees the same vocabulary (a trained Unigram vocabulary differed run to run)."""
     script = ("import sys; sys.path.insert(0, 'tests'); from conftest import AUDIOCAPS_TABLES; "
               "from standins import save_standin_t5; save_standin_t5(sys.argv[1], AUDIOCAPS_TABLES / 'train.csv')")
