@@ -48,7 +48,7 @@ def tiny_vae(tiny_synthcaps, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_t5(tmp_path_factory) -> Path:
-    """A small T5 encoder + a Unigram tokenizer trained on real AudioCaps captions, saved as a normal HF folder."""
+    """A small T5 encoder + a Unigram tokenizer counted from real AudioCaps captions, saved as a normal HF folder."""
     from standins import save_standin_t5
 
     return save_standin_t5(tmp_path_factory.mktemp("tiny_t5"), AUDIOCAPS_TABLES / "train.csv")

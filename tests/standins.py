@@ -1,7 +1,7 @@
 """Local stand-ins for models users download (tests and benchmarks run offline).
 
-`save_standin_t5(folder, ...)` writes a randomly initialised T5 encoder plus a Unigram tokenizer trained on
-real AudioCaps captions as an ordinary Hugging Face folder, loaded back through exactly the same
+`save_standin_t5(folder, ...)` writes a randomly initialised T5 encoder plus a Unigram tokenizer whose
+vocabulary is counted from real AudioCaps captions as an ordinary Hugging Face folder, loaded back through exactly the same
 `from_pretrained` code as a real T5 (no mocks). Tokenizers are built with the `tokenizers` library and
 wrapped in T5TokenizerFast, because transformers 5.x's slow T5Tokenizer(vocab_file=...) can silently
 produce a 4-token vocabulary.
@@ -19,16 +19,16 @@ import torch
 
 
 def caption_tokenizer(captions: list[str], vocab_size: int):
-    """A `tokenizers` Unigram tokenizer for `captions` (specials <pad>, </s>, <unk>; appends </s>): T5's
-    tokenizer.json layout. Its vocabulary is counted here, not trained by `UnigramTrainer`, whose pieces differ from
-    one process to the next (its hash maps are seeded per process), which made every test on the tiny T5 vary between runs:
-    the NFKC characters and the most frequent words, each scored by its log frequency (ties in name order)."""
+    """A `tokenizers` Unigram tokenizer for `captions` (specials <pad>, </s>, <unk>; appends </s>), in T5's
+    tokenizer.json layout: the NFKC characters and the most frequent words, each scored by its log frequency (ties
+    in name order). Counted here rather than trained by `UnigramTrainer`, whose pieces differ from one process to
+    the next (its hash maps are seeded per process), which made every test on the tiny T5 vary between runs."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
     texts = [unicodedata.normalize("NFKC", c) for c in captions]
     words = collections.Counter("\u2581" + w for t in texts for w in t.split())
     chars = collections.Counter(ch for t in texts for ch in t if not ch.isspace())
-    chars["\u2581"] = sum(words.values())
+    chars["\u2581"] = sum(words.values())  # the word-start mark alone: an unlisted word is it plus its characters
     total = sum(words.values()) + sum(chars.values())
     by_count = lambda counts: sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))  # noqa: E731
     pieces = by_count(chars) + by_count(words)[: max(0, vocab_size - 3 - len(chars))]
